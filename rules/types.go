@@ -1,0 +1,194 @@
+package rules
+
+import "fmt"
+
+// Ruleset is a loaded, validated configuration. It is immutable after Load
+// and safe for concurrent use; a reload builds a new Ruleset and swaps it in.
+type Ruleset struct {
+	// Name is the file name the rules were loaded from (for messages).
+	Name string
+	// Milter holds the [milter] section.
+	Milter Milter
+	// Log holds the [log] section.
+	Log Log
+	// Domains are the organisation's domains, lower-case IDNA A-labels, in
+	// file order.
+	Domains []string
+	// Routes by name; RouteNames lists them sorted.
+	Routes     map[string]*Route
+	RouteNames []string
+	// Rules are the [[split_delivery]] rules in file order.
+	Rules []*Rule
+
+	users  map[string]bool     // normalised address -> registered user
+	groups map[string][]string // normalised group address -> flattened normalised members
+	suffix string              // "." + Milter.RoutingSuffix, for suffix tests
+}
+
+// Milter is the [milter] section.
+type Milter struct {
+	// Listen is "unix:/path" or "inet:host:port" (also "tcp:" for inet).
+	Listen string
+	// RoutingSuffix is the reserved domain suffix of the routing namespace,
+	// lower case, without leading or trailing dot.
+	RoutingSuffix string
+	// DryRun makes the milter decide and log only.
+	DryRun bool
+}
+
+// Log is the [log] section.
+type Log struct {
+	Level  string // debug | info | warn | error
+	Format string // auto | text | json
+}
+
+// Route is a named destination ([routes.NAME]).
+type Route struct {
+	Name        string
+	Description string
+	Host        string // lower-case A-label host name, or an IP address
+	Port        int
+	// MXLookup delivers to the MX hosts of Host instead of Host itself.
+	MXLookup         bool
+	RequireTLS       bool
+	RequireCASigned  bool
+	ValidateHostname bool
+}
+
+// Messages selects which messages a rule affects.
+type Messages struct {
+	Inbound  bool // "inbound": From header outside our domains
+	Internal bool // "internal": From header in our domains (internal - receiving)
+}
+
+// Accounts selects which recipients a rule affects.
+type Accounts struct {
+	Users        bool // "users": registered accounts of the primary system
+	Groups       bool // "groups": known group addresses
+	Unrecognized bool // "unrecognized": any other address in our domains
+}
+
+// Rule is one [[split_delivery]] entry.
+type Rule struct {
+	Name     string
+	Messages Messages
+	Accounts Accounts
+	Route    *Route
+	// AlsoDeliver is dual delivery: normal delivery and a copy via Route.
+	AlsoDeliver bool
+	// Senders and Recipients are envelope filters; an empty list matches
+	// everything, otherwise one entry of the list must match.
+	Senders    []Matcher
+	Recipients []Matcher
+}
+
+// Kind is the message kind split delivery looks at.
+type Kind int
+
+const (
+	Inbound  Kind = iota // "inbound": from an external sender
+	Internal             // "internal": internal - receiving
+)
+
+func (k Kind) String() string {
+	if k == Internal {
+		return "internal"
+	}
+	return "inbound"
+}
+
+// Account is what a recipient is to the primary system.
+type Account int
+
+const (
+	External     Account = iota // not in our domains: relay policy, not split delivery
+	User                        // "users"
+	Group                       // "groups"
+	Unrecognized                // "unrecognized"
+)
+
+func (a Account) String() string {
+	switch a {
+	case User:
+		return "user"
+	case Group:
+		return "group"
+	case Unrecognized:
+		return "unrecognized"
+	}
+	return "external"
+}
+
+// Action is what happens to one recipient.
+type Action int
+
+const (
+	Keep    Action = iota // normal delivery, address unchanged
+	Reroute               // delivered only via Recipient.Route
+	Reject                // refused at RCPT TO with Recipient.Reply
+)
+
+func (a Action) String() string {
+	switch a {
+	case Reroute:
+		return "route"
+	case Reject:
+		return "reject"
+	}
+	return "accept"
+}
+
+// Reply is an SMTP reply with an RFC 3463 enhanced status code.
+type Reply struct {
+	Code     int    // 550
+	Enhanced string // "5.1.2"
+	Text     string // "Bad destination system address"
+}
+
+func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
+
+// Envelope is what the rules look at for one message.
+type Envelope struct {
+	// Sender is the envelope sender (MAIL FROM) without angle brackets;
+	// empty for the null sender.
+	Sender string
+	// HeaderFrom is the raw value of the From header field as received;
+	// empty when the message has none.
+	HeaderFrom string
+	// Recipients are the envelope recipients (RCPT TO) without angle
+	// brackets, in SMTP order.
+	Recipients []string
+}
+
+// Decision is the outcome for one message.
+type Decision struct {
+	Kind Kind
+	// KindReason explains Kind ("from header domain example.com is ours",
+	// "no from header", ...).
+	KindReason string
+	Recipients []Recipient
+}
+
+// Recipient is the decision for one envelope recipient.
+type Recipient struct {
+	Address string // as given in RCPT TO
+	Account Account
+	Action  Action
+	Route   *Route // with Reroute
+	Rule    string // the rule that chose Route, or rejected
+	Copies  []Copy // dual delivery copies (never via Route)
+	Reply   Reply  // with Reject
+	Reason  string // why, for the log
+}
+
+// Copy is one dual-delivery copy of a recipient.
+type Copy struct {
+	Route *Route
+	Rule  string
+}
+
+// Files reads the files a configuration refers to (users_files). The
+// daemon passes the real file system; tests pass a map.
+type Files interface {
+	ReadFile(name string) ([]byte, error)
+}
