@@ -1,0 +1,209 @@
+package rules
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// build validates the decoded file and prepares the Ruleset: lower-cased
+// IDNA domains, compiled patterns, resolved route pointers, flattened
+// groups. Evaluation never parses.
+func (l *loader) build(f *file) *Ruleset {
+	rs := &Ruleset{
+		Name:   l.name,
+		Routes: map[string]*Route{},
+		users:  map[string]bool{},
+		groups: map[string][]string{},
+	}
+	l.milter(f, rs)
+	l.log(f, rs)
+	l.organization(f, rs)
+	if l.md.IsDefined("relay") {
+		l.errorf(ErrUnsupported, "relay", "the relay policy is not implemented in this version; remove [relay] (recipients outside organization.domains are left to Postfix's own smtpd_relay_restrictions)")
+	}
+	l.directory(f, rs)
+	l.routes(f, rs)
+	l.rules(f, rs)
+	return rs
+}
+
+func (l *loader) milter(f *file, rs *Ruleset) {
+	m := f.Milter
+	rs.Milter = Milter{Listen: m.Listen, DryRun: m.DryRun}
+	if _, _, err := ParseListen(m.Listen); err != nil {
+		l.errorf(nil, "milter.listen", "%v", err)
+	}
+	suffix, err := normalizeDomain(m.RoutingSuffix)
+	if err != nil || strings.HasPrefix(suffix, "[") {
+		l.errorf(nil, "milter.routing_suffix", "%q is not a domain name", m.RoutingSuffix)
+		return
+	}
+	rs.Milter.RoutingSuffix = suffix
+	rs.suffix = "." + suffix
+}
+
+// ParseListen splits a listen address into a net.Listen network and
+// address: "unix:/path" (absolute path) or "inet:host:port" ("tcp:" is
+// accepted as a synonym, as in Sendmail's and Postfix's milter syntax).
+func ParseListen(s string) (network, addr string, err error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		return "", "", fmt.Errorf("%q: want unix:/path or inet:host:port", s)
+	case scheme == "unix":
+		if !strings.HasPrefix(rest, "/") {
+			return "", "", fmt.Errorf("%q: a unix socket needs an absolute path", s)
+		}
+		return "unix", rest, nil
+	case scheme == "inet" || scheme == "tcp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return "", "", fmt.Errorf("%q: want inet:host:port", s)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", "", fmt.Errorf("%q: port must be 1-65535", s)
+		}
+		if host == "" {
+			return "", "", fmt.Errorf("%q: name the address to listen on (e.g. 127.0.0.1)", s)
+		}
+		return "tcp", rest, nil
+	}
+	return "", "", fmt.Errorf("%q: want unix:/path or inet:host:port", s)
+}
+
+func (l *loader) log(f *file, rs *Ruleset) {
+	rs.Log = Log{Level: f.Log.Level, Format: f.Log.Format}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, f.Log.Level) {
+		l.errorf(nil, "log.level", "%q: want debug, info, warn or error", f.Log.Level)
+	}
+	if !slices.Contains([]string{"auto", "text", "json"}, f.Log.Format) {
+		l.errorf(nil, "log.format", "%q: want auto, text or json", f.Log.Format)
+	}
+}
+
+func (l *loader) organization(f *file, rs *Ruleset) {
+	if len(f.Organization.Domains) == 0 {
+		l.errorf(nil, "organization.domains", "at least one domain is required")
+	}
+	for i, d := range f.Organization.Domains {
+		path := fmt.Sprintf("organization.domains[%d]", i)
+		n, err := normalizeDomain(d)
+		switch {
+		case err != nil || strings.HasPrefix(n, "["):
+			l.errorf(nil, path, "%q is not a domain name", d)
+		case slices.Contains(rs.Domains, n):
+			l.errorf(ErrDuplicate, path, "%q is listed twice", d)
+		default:
+			rs.Domains = append(rs.Domains, n)
+		}
+	}
+	if s := rs.Milter.RoutingSuffix; s != "" {
+		for _, d := range rs.Domains {
+			if underDomain(s, d) || underDomain(d, s) {
+				l.errorf(nil, "milter.routing_suffix", "%q overlaps organization domain %q: use a reserved name such as %q", s, d, DefaultRoutingSuffix)
+			}
+		}
+	}
+}
+
+// ours reports whether a normalised domain is one of our domains or a
+// subdomain of one: the recipients split delivery is for.
+func (rs *Ruleset) ours(domain string) bool {
+	for _, d := range rs.Domains {
+		if underDomain(domain, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeName is a DNS label and a Postfix service name suffix.
+func validRouteName(n string) bool {
+	if n == "" || len(n) > 63 || n[0] == '-' || n[len(n)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *loader) routes(f *file, rs *Ruleset) {
+	for name := range f.Routes {
+		rs.RouteNames = append(rs.RouteNames, name)
+	}
+	slices.Sort(rs.RouteNames)
+	for _, name := range rs.RouteNames {
+		fr := f.Routes[name]
+		path := "routes." + quoteKey(name)
+		if !validRouteName(name) {
+			l.errorf(nil, path, "route name %q must be lower-case letters, digits and '-' (it becomes a DNS label and a Postfix service name)", name)
+		}
+		r := &Route{
+			Name: name, Description: fr.Description, Port: DefaultPort,
+			MXLookup: fr.MXLookup, RequireTLS: fr.RequireTLS,
+			RequireCASigned: fr.RequireCASigned, ValidateHostname: fr.ValidateHostname,
+		}
+		rs.Routes[name] = r
+		if len(fr.Primary) > 0 || len(fr.Secondary) > 0 {
+			l.errorf(ErrUnsupported, path+".primary", "multiple-host routes (primary/secondary tables) are not supported yet; use host and port")
+			continue
+		}
+		if fr.Host == "" {
+			l.errorf(nil, path+".host", "a route needs a host")
+		} else if h, err := normalizeHost(fr.Host); err != nil {
+			l.errorf(nil, path+".host", "%q is not a host name or IP address", fr.Host)
+		} else {
+			r.Host = h
+			if fr.MXLookup {
+				if _, err := netip.ParseAddr(h); err == nil {
+					l.errorf(nil, path+".mx_lookup", "mx_lookup needs a domain name, not the IP address %s", h)
+				}
+			}
+		}
+		if l.md.IsDefined("routes", name, "port") {
+			r.Port = fr.Port
+			if msg := checkPort(fr.Port, true); msg != "" {
+				l.errorf(nil, path+".port", "%s", msg)
+			}
+		}
+		if fr.RequireCASigned && !fr.RequireTLS {
+			l.errorf(nil, path+".require_ca_signed", "require_ca_signed needs require_tls = true")
+		}
+		if fr.ValidateHostname && !fr.RequireCASigned {
+			l.errorf(nil, path+".validate_hostname", "validate_hostname needs require_ca_signed = true")
+		}
+	}
+}
+
+// checkPort applies Google's "Add route" port rules: 25, 587 or
+// 1024-65535; 465 (implicit TLS) is refused for a single host.
+func checkPort(p int, single bool) string {
+	switch {
+	case p == 465 && single:
+		return "465 is not allowed for a single host"
+	case p == 25 || p == 587 || p >= 1024 && p <= 65535:
+		return ""
+	}
+	return fmt.Sprintf("%d is not allowed: use 25, 587 or 1024-65535", p)
+}
+
+// normalizeHost returns an IP address in canonical form or a host name in
+// lower-case A-label form.
+func normalizeHost(h string) (string, error) {
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return a.String(), nil
+	}
+	n, err := normalizeDomain(h)
+	if err != nil || strings.HasPrefix(n, "[") {
+		return "", errAddress
+	}
+	return n, nil
+}

@@ -1,0 +1,178 @@
+package rules
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// file is the TOML document as written. Values are decoded into plain
+// types first; validation then reports every problem at once with its
+// position (see tomlpos.go), instead of stopping at the first.
+type file struct {
+	Milter struct {
+		Listen        string `toml:"listen"`
+		RoutingSuffix string `toml:"routing_suffix"`
+		DryRun        bool   `toml:"dry_run"`
+	} `toml:"milter"`
+	Log struct {
+		Level  string `toml:"level"`
+		Format string `toml:"format"`
+	} `toml:"log"`
+	Organization struct {
+		Domains []string `toml:"domains"`
+	} `toml:"organization"`
+	Directory struct {
+		Users      []string            `toml:"users"`
+		UsersFiles []string            `toml:"users_files"`
+		Groups     map[string][]string `toml:"groups"`
+	} `toml:"directory"`
+	Routes        map[string]fileRoute `toml:"routes"`
+	SplitDelivery []fileRule           `toml:"split_delivery"`
+	Relay         toml.Primitive       `toml:"relay"`
+}
+
+type fileRoute struct {
+	Description      string     `toml:"description"`
+	Host             string     `toml:"host"`
+	Port             int        `toml:"port"`
+	Primary          []fileHost `toml:"primary"`
+	Secondary        []fileHost `toml:"secondary"`
+	MXLookup         bool       `toml:"mx_lookup"`
+	RequireTLS       bool       `toml:"require_tls"`
+	RequireCASigned  bool       `toml:"require_ca_signed"`
+	ValidateHostname bool       `toml:"validate_hostname"`
+}
+
+type fileHost struct {
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	Load int    `toml:"load"`
+}
+
+type fileRule struct {
+	Name        string   `toml:"name"`
+	Messages    []string `toml:"messages"`
+	Accounts    []string `toml:"accounts"`
+	Route       string   `toml:"route"`
+	AlsoDeliver bool     `toml:"also_deliver"`
+	Envelope    struct {
+		Senders    []string `toml:"senders"`
+		Recipients []string `toml:"recipients"`
+	} `toml:"envelope"`
+}
+
+// Defaults, in one place. Each is documented on the field it fills.
+const (
+	DefaultListen        = "unix:/var/spool/postfix/splitrelay/milter.sock"
+	DefaultRoutingSuffix = "splitrelay.invalid"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "auto"
+	DefaultPort          = 25
+)
+
+func defaults(f *file) {
+	f.Milter.Listen = DefaultListen
+	f.Milter.RoutingSuffix = DefaultRoutingSuffix
+	f.Log.Level = DefaultLogLevel
+	f.Log.Format = DefaultLogFormat
+}
+
+// loader collects problems while a file is validated.
+type loader struct {
+	name  string
+	md    toml.MetaData
+	ix    *posIndex
+	files Files
+	errs  Errors
+}
+
+// errorf records a problem at path's position.
+func (l *loader) errorf(kind error, path, format string, args ...any) {
+	p := l.ix.lookup(path)
+	l.errs = append(l.errs, &Error{File: l.name, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...), Kind: kind})
+}
+
+// Load parses and validates a configuration. name is used in error
+// messages; files reads users_files (nil: users_files are refused). On
+// failure the error is an Errors holding every problem found.
+func Load(name string, data []byte, files Files) (*Ruleset, error) {
+	var f file
+	defaults(&f)
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, Errors{syntaxError(name, err)}
+	}
+	l := &loader{name: name, md: md, ix: indexPositions(string(data)), files: files}
+	l.unknownKeys()
+	rs := l.build(&f)
+	if len(l.errs) > 0 {
+		l.sort()
+		return nil, l.errs
+	}
+	return rs, nil
+}
+
+// syntaxError turns a decoder error into an Error with its position.
+func syntaxError(name string, err error) *Error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		path := pe.LastKey
+		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Path: path, Msg: msg}
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+// unknownKeys reports every key the schema does not know, at each place it
+// occurs: a typo must never silently disable a rule.
+func (l *loader) unknownKeys() {
+	for _, k := range l.md.Undecoded() {
+		if len(k) > 0 && k[0] == "relay" {
+			continue // reported as a whole in build
+		}
+		found := false
+		for _, e := range l.ix.entries {
+			if !e.elem && sameKey(e.keys, k) {
+				l.errs = append(l.errs, &Error{File: l.name, Line: e.at.line, Col: e.at.col, Path: e.path, Msg: "unknown key", Kind: ErrUnknownKey})
+				found = true
+			}
+		}
+		if !found {
+			l.errorf(ErrUnknownKey, k.String(), "unknown key")
+		}
+	}
+}
+
+func sameKey(a []string, b toml.Key) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sort orders problems by position so the output reads like the file;
+// problems in files it refers to (users_files) come after.
+func (l *loader) sort() {
+	slices.SortStableFunc(l.errs, func(a, b *Error) int {
+		if a.File != b.File {
+			if a.File == l.name {
+				return -1
+			}
+			if b.File == l.name {
+				return 1
+			}
+			return strings.Compare(a.File, b.File)
+		}
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+}

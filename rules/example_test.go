@@ -1,0 +1,67 @@
+package rules_test
+
+import (
+	"fmt"
+
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+func Example() {
+	cfg := `
+[organization]
+domains = ["example.com"]
+
+[directory]
+users = ["alice@example.com"]
+
+[routes.legacy]
+host = "exchange.example.net"
+
+[[split_delivery]]
+name = "Unknown addresses stay on Exchange"
+messages = ["inbound", "internal"]
+accounts = ["unrecognized"]
+route = "legacy"
+`
+	rs, err := rules.Load("splitrelay.toml", []byte(cfg), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d := rs.Decide(rules.Envelope{
+		Sender:     "someone@elsewhere.test",
+		HeaderFrom: "Someone <someone@elsewhere.test>",
+		Recipients: []string{"alice@example.com", "carol@example.com"},
+	})
+	for _, r := range d.Recipients {
+		if r.Action == rules.Reroute {
+			fmt.Printf("%s: %s via %s -> %s (rule %q)\n", r.Address, r.Action, r.Route.Name, rs.RoutedAddress(r.Address, r.Route), r.Rule)
+			continue
+		}
+		fmt.Printf("%s: %s\n", r.Address, r.Action)
+	}
+	// Output:
+	// alice@example.com: accept
+	// carol@example.com: route via legacy -> carol@example.com.legacy.splitrelay.invalid (rule "Unknown addresses stay on Exchange")
+}
+
+func ExampleLoad_errors() {
+	_, err := rules.Load("splitrelay.toml", []byte(`
+[organization]
+domains = ["example.com"]
+
+[routes.legacy]
+host = "exchange.example.net"
+port = 465
+
+[[split_delivery]]
+name = "x"
+messages = ["inbound"]
+accounts = ["unrecognized"]
+route = "legcy"
+`), nil)
+	fmt.Println(err)
+	// Output:
+	// splitrelay.toml:7:8: routes.legacy.port: 465 is not allowed for a single host
+	// splitrelay.toml:13:9: split_delivery[0].route: unknown route "legcy": define [routes.legcy]
+}

@@ -1,0 +1,61 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary is the one-paragraph description `splitrelay check` prints: what
+// an administrator should recognise as their intent.
+func (rs *Ruleset) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ok. Organisation domains %s (and their subdomains). ", rs.Name, strings.Join(rs.Domains, ", "))
+	fmt.Fprintf(&b, "Directory: %s, %s. ", plural(len(rs.users), "registered user"), plural(len(rs.groups), "group"))
+	if len(rs.RouteNames) == 0 {
+		b.WriteString("No routes. ")
+	} else {
+		var rts []string
+		for _, n := range rs.RouteNames {
+			rts = append(rts, rs.Routes[n].String())
+		}
+		fmt.Fprintf(&b, "%s: %s. ", plural(len(rts), "route"), strings.Join(rts, "; "))
+	}
+	var copies int
+	for _, r := range rs.Rules {
+		if r.AlsoDeliver {
+			copies++
+		}
+	}
+	fmt.Fprintf(&b, "%s (%d dual delivery), evaluated in file order. ", plural(len(rs.Rules), "split-delivery rule"), copies)
+	fmt.Fprintf(&b, "Milter listens on %s; routing namespace .%s", rs.Milter.Listen, rs.Milter.RoutingSuffix)
+	if rs.Milter.DryRun {
+		b.WriteString("; DRY RUN: decisions are logged, nothing is changed or rejected")
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+// String describes a route in one line: name -> next hop and TLS policy.
+func (r *Route) String() string {
+	hop := fmt.Sprintf("[%s]:%d", r.Host, r.Port)
+	if r.MXLookup {
+		hop = fmt.Sprintf("MX of %s, port %d", r.Host, r.Port)
+	}
+	tls := "TLS optional"
+	switch {
+	case r.ValidateHostname:
+		tls = "TLS required, CA-signed certificate, host name validated"
+	case r.RequireCASigned:
+		tls = "TLS required, CA-signed certificate"
+	case r.RequireTLS:
+		tls = "TLS required"
+	}
+	return fmt.Sprintf("%s -> %s (%s)", r.Name, hop, tls)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
