@@ -8,4 +8,8 @@ require (
 	golang.org/x/net v0.62.0
 )
 
-require golang.org/x/text v0.43.0 // indirect
+require (
+	github.com/d--j/go-milter v0.10.2 // indirect
+	github.com/lmittmann/tint v1.2.1 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)

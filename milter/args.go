@@ -1,0 +1,49 @@
+package milter
+
+import (
+	"strings"
+)
+
+// rcptArgs builds the ESMTP arguments for a recipient the milter adds in
+// place of (or beside) one the client gave: the client's NOTIFY, and an
+// ORCPT naming the original address (the client's own ORCPT when it sent
+// one). Without them the downstream server would see the routing-namespace
+// form in ORCPT (generic maps do not rewrite it) and the client's DSN
+// request would be lost (POSTFIX.md; RFC 3461 4.1, 4.2).
+func rcptArgs(clientArgs, original string) string {
+	var notify, orcpt string
+	for _, a := range strings.Fields(clientArgs) {
+		k, _, _ := strings.Cut(a, "=")
+		switch strings.ToUpper(k) {
+		case "NOTIFY":
+			notify = a
+		case "ORCPT":
+			orcpt = a
+		}
+	}
+	if orcpt == "" {
+		orcpt = "ORCPT=rfc822;" + xtext(original)
+	}
+	if notify == "" {
+		return orcpt
+	}
+	return notify + " " + orcpt
+}
+
+// xtext encodes s as RFC 3461 section 4 xtext: "+" followed by two
+// upper-case hex digits for "+", "=", and anything outside "!" to "~".
+func xtext(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			b.WriteByte('+')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
