@@ -1,12 +1,113 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/splitrelay/splitrelay/milter"
 )
 
-// cmdRun is `splitrelay run -c FILE`: the daemon. (Being written.)
+// drainTimeout bounds how long SIGTERM waits for Postfix to finish the SMTP
+// sessions in progress; after it the remaining milter connections are
+// closed and Postfix applies milter_default_action (tempfail) to them.
+const drainTimeout = 30 * time.Second
+
+// cmdRun is `splitrelay run -c FILE`: the daemon, in the foreground,
+// logging to stderr. SIGHUP reloads FILE atomically (a file that does not
+// validate is refused and the running rules stay); SIGTERM and SIGINT
+// drain and exit.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "splitrelay run: not implemented yet")
-	return 1
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var path string
+	fs.StringVar(&path, "c", "/etc/splitrelay/splitrelay.toml", "configuration `file`")
+	fs.StringVar(&path, "config", "/etc/splitrelay/splitrelay.toml", "configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	rs, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "splitrelay: %v\n", err)
+		return 1
+	}
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(rs.Log.Level))
+	log := newLogger(stderr, rs.Log.Format, level)
+
+	ln, err := milter.Listen(rs.Milter.Listen)
+	if err != nil {
+		log.Error("cannot listen", "listen", rs.Milter.Listen, "err", err)
+		return 1
+	}
+	srv := milter.New(rs, log)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	log.Info("splitrelay started", "version", versionString(), "listen", rs.Milter.Listen,
+		"config", path, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Error("milter server stopped", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(log, level, srv, path)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "drain_timeout_seconds", drainTimeout.Seconds())
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				log.Warn("shutdown did not drain", "err", err)
+			}
+			if network := rs.Milter.Listen; len(network) > 5 && network[:5] == "unix:" {
+				os.Remove(network[5:])
+			}
+			log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// reload validates the file and swaps the rules atomically; on any problem
+// the running rules stay and every problem is logged.
+func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path string) {
+	old := srv.Rules()
+	rs, err := loadConfig(path)
+	if err != nil {
+		log.Error("reload refused; keeping the running rules", "config", path, "err", err)
+		return
+	}
+	if rs.Milter.Listen != old.Milter.Listen {
+		log.Warn("milter.listen changed; restart splitrelay to apply it", "listen", old.Milter.Listen, "new_listen", rs.Milter.Listen)
+	}
+	if !slices.Equal(rs.RouteNames, old.RouteNames) || rs.Milter.RoutingSuffix != old.Milter.RoutingSuffix {
+		// Postfix only knows the routes its maps were generated for; mail
+		// for another route is deferred by the generated catch-all, not
+		// lost, but it waits until the maps are regenerated.
+		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", "routes", strings.Join(rs.RouteNames, ","))
+	}
+	if rs.Log.Format != old.Log.Format {
+		log.Warn("log.format changed; restart splitrelay to apply it")
+	}
+	level.Set(parseLevel(rs.Log.Level))
+	srv.SetRules(rs)
+	log.Info("configuration reloaded", "config", path, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
 }
