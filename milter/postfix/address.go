@@ -1,0 +1,135 @@
+package postfix
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+// milterAddress is the milter's [milter] listen address as Postfix must name
+// it in smtpd_milters (MILTER_README, "Specifying Milter applications"):
+//
+//   - "unix:/var/spool/postfix/splitrelay/milter.sock" becomes
+//     "unix:splitrelay/milter.sock" when the socket is inside queueDir:
+//     Postfix resolves a relative unix: path against its queue directory,
+//     which is also where a chrooted smtpd(8) lives.
+//   - other unix sockets keep their absolute path (a note says a chrooted
+//     smtpd cannot reach them).
+//   - "inet:host:port" and its synonym "tcp:host:port" become
+//     "inet:host:port"; a wildcard listen host (empty, 0.0.0.0, ::) is
+//     reached on the loopback address.
+func milterAddress(listen, queueDir string) (addr string, notes []string, err error) {
+	kind, rest, ok := strings.Cut(listen, ":")
+	if !ok {
+		return "", nil, fmt.Errorf("postfix: milter.listen %q: want unix:/path or inet:host:port", listen)
+	}
+	switch strings.ToLower(kind) {
+	case "unix":
+		if !path.IsAbs(rest) {
+			return "", nil, fmt.Errorf("postfix: milter.listen %q: the socket path must be absolute", listen)
+		}
+		sock, queue := path.Clean(rest), path.Clean(queueDir)
+		if rel, ok := strings.CutPrefix(sock, queue+"/"); ok {
+			return "unix:" + rel, nil, nil
+		}
+		return "unix:" + sock, []string{
+			"The milter socket " + sock + " is outside the Postfix queue directory " + queue +
+				": a chrooted smtpd (chroot column \"y\" in master.cf) cannot reach it.",
+		}, nil
+	case "inet", "tcp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return "", nil, fmt.Errorf("postfix: milter.listen %q: %w", listen, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", nil, fmt.Errorf("postfix: milter.listen %q: bad port %q", listen, port)
+		}
+		switch host {
+		case "", "0.0.0.0":
+			host = "127.0.0.1"
+		case "::":
+			host = "::1"
+		}
+		return "inet:" + net.JoinHostPort(host, port), nil, nil
+	}
+	return "", nil, fmt.Errorf("postfix: milter.listen %q: want unix:/path or inet:host:port", listen)
+}
+
+// Nexthop is the transport(5) next hop of route r, as smtp(8) reads it:
+// "[host]:port" without MX lookups, "host:port" with them, and
+// "[ipv6:2001:db8::1]:port" for an IPv6 address ("An IPv6 address must be
+// formatted as [ipv6:address]", smtp(8)).
+func Nexthop(r *rules.Route) (string, error) {
+	port := r.Port
+	if port == 0 {
+		port = 25
+	}
+	if port < 1 || port > 65535 {
+		return "", fmt.Errorf("postfix: route %q: bad port %d", r.Name, r.Port)
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
+	p := ":" + strconv.Itoa(port)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if r.MXLookup {
+			return "", fmt.Errorf("postfix: route %q: mx_lookup needs a domain name, not the address %s", r.Name, host)
+		}
+		if ip.Is6() && !ip.Is4In6() {
+			return "[ipv6:" + ip.WithZone("").String() + "]" + p, nil
+		}
+		return "[" + ip.Unmap().String() + "]" + p, nil
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if !isDomain(host) {
+		return "", fmt.Errorf("postfix: route %q: host %q is neither a host name nor an IP address", r.Name, r.Host)
+	}
+	if r.MXLookup {
+		return host + p, nil
+	}
+	return "[" + host + "]" + p, nil
+}
+
+// Transport is the transport(5) result for route r: "splitrelay-NAME:NEXTHOP".
+func Transport(r *rules.Route) (string, error) {
+	nh, err := Nexthop(r)
+	if err != nil {
+		return "", err
+	}
+	return ServicePrefix + r.Name + ":" + nh, nil
+}
+
+// isLabel reports whether s is a DNS label of letters, digits and hyphens.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isDomain reports whether s is a dot-separated sequence of labels (ASCII:
+// the rules keep host names as IDNA A-labels).
+func isDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for l := range strings.SplitSeq(s, ".") {
+		if !isLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteRegexp escapes a domain name for a POSIX extended regular expression
+// inside a regexp_table(5) "/pattern/": only the dot is special in a name
+// made of labels.
+func quoteRegexp(domain string) string { return strings.ReplaceAll(domain, ".", `\.`) }

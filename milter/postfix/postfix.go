@@ -1,0 +1,198 @@
+package postfix
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+// Defaults for Options.
+const (
+	DefaultMapDir   = "/etc/postfix/splitrelay" // where the map files live
+	DefaultQueueDir = "/var/spool/postfix"      // Postfix's queue_directory
+)
+
+// Names of the generated map files inside the map directory.
+const (
+	TransportMap       = "transport"        // transport_maps (transport(5))
+	GenericMap         = "generic"          // smtp_generic_maps (generic(5))
+	RecipientAccessMap = "recipient_access" // check_recipient_access (access(5))
+)
+
+// ServicePrefix starts the name of every master.cf transport we generate:
+// route "legacy" is delivered by transport "splitrelay-legacy".
+const ServicePrefix = "splitrelay-"
+
+// NamespaceReply is what check_recipient_access answers a client that names
+// an address in the routing namespace (access(5): "5NN text").
+var NamespaceReply = rules.Reply{Code: 550, Enhanced: "5.1.2", Text: "Bad destination system address"}
+
+// Options says where things are on the Postfix host.
+type Options struct {
+	// MapDir is the absolute directory of the map files; default DefaultMapDir.
+	MapDir string
+	// QueueDir is Postfix's queue_directory; default DefaultQueueDir. A
+	// milter socket inside it is named relative to it, so that a chrooted
+	// smtpd(8) reaches it.
+	QueueDir string
+	// ConfigDir, when not empty, is passed to postconf as "-c ConfigDir"
+	// in the postconf script.
+	ConfigDir string
+}
+
+// Config is the Postfix side of a ruleset.
+type Config struct {
+	Source    string // the ruleset's file name, for "generated from" comments
+	ConfigDir string // Options.ConfigDir
+	MapDir    string
+	Main      []Setting
+	Master    []Service
+	Maps      []MapFile
+	Notes     []string // warnings for the administrator, one paragraph each, printed as comments
+}
+
+// Merge says how a main.cf setting combines with the value already there.
+type Merge int
+
+const (
+	Replace Merge = iota // name = value
+	Prepend              // our element goes first in the existing list
+	Append               // our element goes last in the existing list
+)
+
+// Setting is one main.cf parameter.
+type Setting struct {
+	Name  string
+	Value string // Replace: the value; Prepend/Append: our list element
+	Merge Merge
+	// Key identifies our element in an existing list (Prepend/Append): when
+	// a list already holds Key, the setting is already applied.
+	Key     string
+	Comment string
+}
+
+// Service is one master.cf entry (master(5)).
+type Service struct {
+	Name, Type                               string // "splitrelay-legacy", "unix"
+	Private, Unpriv, Chroot, Wakeup, Maxproc string // "-" for the default
+	Command                                  string // "smtp"
+	Params                                   []Param
+	Comments                                 []string // why the params are what they are
+}
+
+// Param is one "-o name=value" of a service.
+type Param struct{ Name, Value string }
+
+// MapFile is one generated lookup table.
+type MapFile struct {
+	Name    string // file name inside MapDir
+	Path    string // MapDir/Name
+	Content string
+}
+
+// Ref is how main.cf or master.cf refers to the map: "regexp:/path".
+func (m MapFile) Ref() string { return "regexp:" + m.Path }
+
+// Line is the service's first master.cf line, fields separated by one space.
+func (s Service) Line() string {
+	return strings.Join([]string{s.Name, s.Type, s.Private, s.Unpriv, s.Chroot, s.Wakeup, s.Maxproc, s.Command}, " ")
+}
+
+// Generate returns the Postfix configuration for rs.
+func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
+	if opt.MapDir == "" {
+		opt.MapDir = DefaultMapDir
+	}
+	if opt.QueueDir == "" {
+		opt.QueueDir = DefaultQueueDir
+	}
+	if !path.IsAbs(opt.MapDir) {
+		return nil, fmt.Errorf("postfix: map directory %q is not an absolute path", opt.MapDir)
+	}
+	if !path.IsAbs(opt.QueueDir) {
+		return nil, fmt.Errorf("postfix: queue directory %q is not an absolute path", opt.QueueDir)
+	}
+	suffix := strings.ToLower(strings.Trim(rs.Milter.RoutingSuffix, "."))
+	if !isDomain(suffix) {
+		return nil, fmt.Errorf("postfix: milter.routing_suffix %q is not a domain name", rs.Milter.RoutingSuffix)
+	}
+	milter, notes, err := milterAddress(rs.Milter.Listen, opt.QueueDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Source: rs.Name, ConfigDir: opt.ConfigDir, MapDir: path.Clean(opt.MapDir), Notes: notes}
+	routes, err := sortedRoutes(rs)
+	if err != nil {
+		return nil, err
+	}
+	maps, err := buildMaps(c, routes, suffix)
+	if err != nil {
+		return nil, err
+	}
+	c.Maps = maps
+	for _, r := range routes {
+		c.Master = append(c.Master, service(r, c.mapRef(GenericMap)))
+	}
+	c.Main = []Setting{
+		{
+			Name:    "smtpd_milters",
+			Value:   "{ " + milter + ", default_action=tempfail, protocol=6 }",
+			Merge:   Append,
+			Key:     milter,
+			Comment: "our milter, after any you already have; tempfail, never accept: without the milter, mail would be delivered unrouted",
+		},
+		{
+			Name:    "transport_maps",
+			Value:   c.mapRef(TransportMap),
+			Merge:   Prepend,
+			Key:     c.mapRef(TransportMap),
+			Comment: "routes the routing namespace to the splitrelay-* transports; first, so that no other map can catch it",
+		},
+		{
+			Name:    "smtpd_recipient_restrictions",
+			Value:   "check_recipient_access " + c.mapRef(RecipientAccessMap),
+			Merge:   Prepend,
+			Key:     c.mapRef(RecipientAccessMap),
+			Comment: "clients may never address the routing namespace, even with the milter off or in dry_run",
+		},
+	}
+	c.Notes = append(c.Notes,
+		"WARNING: virtual_alias_maps and recipient_canonical_maps ARE applied to recipients the milter adds: "+
+			"no entry in them (a catch-all such as \"@example.com\", a regexp) may match an address ending in ."+suffix+".",
+		"Services in master.cf with their own -o smtpd_milters= or -o smtpd_recipient_restrictions= "+
+			"(a submission service, for example) do not get these settings.",
+		"The splitrelay-* transports use only our generic map: an smtp_generic_maps of main.cf does not apply to the mail they deliver.",
+	)
+	return c, nil
+}
+
+// mapRef is the "regexp:/path" of the named map.
+func (c *Config) mapRef(name string) string { return "regexp:" + path.Join(c.MapDir, name) }
+
+// sortedRoutes returns the routes in RouteNames order (all of Routes when
+// RouteNames is empty, sorted), checking that each name can be a DNS label
+// and a master.cf service name.
+func sortedRoutes(rs *rules.Ruleset) ([]*rules.Route, error) {
+	names := rs.RouteNames
+	if len(names) == 0 {
+		for n := range rs.Routes {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	var out []*rules.Route
+	for _, n := range names {
+		r := rs.Routes[n]
+		if r == nil {
+			return nil, fmt.Errorf("postfix: route %q: missing", n)
+		}
+		if !isLabel(r.Name) {
+			return nil, fmt.Errorf("postfix: route %q: name must be a DNS label (letters, digits, hyphens) to be part of an address", r.Name)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
