@@ -102,27 +102,31 @@ func Transport(r *rules.Route) (string, error) {
 	return ServicePrefix + r.Name + ":" + nh, nil
 }
 
-// isLabel reports whether s is a DNS label of letters, digits and hyphens.
-func isLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+// isLabel reports whether s is a DNS label of letters, digits and hyphens:
+// what a route name must be to appear in an address and a service name.
+func isLabel(s string) bool { return label(s, false) }
+
+// isDomain reports whether s is a dot-separated sequence of labels (ASCII:
+// the rules keep host names as IDNA A-labels). Like the rules, it accepts
+// '_' in host names, which some internal hosts carry.
+func isDomain(s string) bool {
+	if s == "" || len(s) > 253 {
 		return false
 	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+	for l := range strings.SplitSeq(s, ".") {
+		if !label(l, true) {
 			return false
 		}
 	}
 	return true
 }
 
-// isDomain reports whether s is a dot-separated sequence of labels (ASCII:
-// the rules keep host names as IDNA A-labels).
-func isDomain(s string) bool {
-	if s == "" || len(s) > 253 {
+func label(s string, underscore bool) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
 		return false
 	}
-	for l := range strings.SplitSeq(s, ".") {
-		if !isLabel(l) {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' && underscore) {
 			return false
 		}
 	}

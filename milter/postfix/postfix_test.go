@@ -48,6 +48,7 @@ func TestNexthop(t *testing.T) {
 		{rules.Route{Host: "Exchange.Corp.Example.COM.", Port: 587}, "[exchange.corp.example.com]:587"},
 		{rules.Route{Host: "example.net", Port: 25, MXLookup: true}, "example.net:25"},
 		{rules.Route{Host: "example.net"}, "[example.net]:25"},
+		{rules.Route{Host: "ex_1.corp.example"}, "[ex_1.corp.example]:25"},
 		{rules.Route{Host: "192.0.2.25", Port: 2525}, "[192.0.2.25]:2525"},
 		{rules.Route{Host: "2001:db8::25", Port: 25}, "[ipv6:2001:db8::25]:25"},
 		{rules.Route{Host: "[2001:DB8:0::25]", Port: 25}, "[ipv6:2001:db8::25]:25"},
@@ -191,5 +192,18 @@ func TestShQuote(t *testing.T) {
 		if got := shQuote(in); got != want {
 			t.Errorf("shQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// The access map answers what the milter answers at RCPT TO, so a client
+// sees the same reply whether the milter or Postfix refuses it.
+func TestNamespaceReplyMatchesRules(t *testing.T) {
+	rs, err := rules.Load("t.toml", []byte("[organization]\ndomains = [\"example.com\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _, ok := rs.CheckRecipient("bob@example.com.legacy." + rs.Milter.RoutingSuffix)
+	if ok || reply != NamespaceReply {
+		t.Errorf("rules reply %v (ok %v), access map says %v", reply, ok, NamespaceReply)
 	}
 }
