@@ -88,3 +88,25 @@ func TestUsersFilesNeedReader(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestReferenceConfig loads the documented reference configuration that
+// packages install, so the documentation cannot drift from the schema.
+func TestReferenceConfig(t *testing.T) {
+	data, err := os.ReadFile("../contrib/splitrelay.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Load("splitrelay.toml", data, mapFiles{"/etc/splitrelay/users.txt": "erin@example.com\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rs.Decide(Envelope{Sender: "p@partner.example", HeaderFrom: "p@partner.example", Recipients: []string{"zed@example.com", "sales@example.com", "erin@example.com"}})
+	var got []string
+	for _, r := range d.Recipients {
+		got = append(got, r.Address+": "+outcome(r))
+	}
+	want := "zed@example.com: route legacy, sales@example.com: accept +copy archive, erin@example.com: accept"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("got %s\nwant %s", strings.Join(got, ", "), want)
+	}
+}
