@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/splitrelay/splitrelay/milter/postfixtest"
+)
+
+// The end-to-end suite runs the real splitrelay binary in front of a real,
+// private Postfix (milter/postfixtest), configured only through
+// `splitrelay postfix --format postconf`, with smtp-sinks standing in for
+// the primary system (Gmail) and the routes.
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// binary builds splitrelay once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "splitrelay-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "splitrelay")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// site is one test's world: Postfix, the sinks and the daemon.
+type site struct {
+	t       *testing.T
+	bin     string
+	pf      *postfixtest.Instance
+	gmail   *postfixtest.Sink // normal delivery for example.com
+	sinks   map[string]*postfixtest.Sink
+	cfgPath string
+	network string // where the milter listens: "unix" or "tcp"
+	addr    string
+	d       *daemon
+}
+
+// siteConfig is a configuration template: {{ROUTES}} is replaced by a
+// [routes.NAME] table per sink, {{LISTEN}} by the milter address.
+func newSite(t *testing.T, routeNames []string, config string) *site {
+	t.Helper()
+	return newSiteOn(t, routeNames, config, "unix")
+}
+
+// newSiteOn is newSite with the milter on a unix socket ("unix") or on a
+// loopback TCP port ("inet").
+func newSiteOn(t *testing.T, routeNames []string, config, network string) *site {
+	t.Helper()
+	postfixtest.Require(t)
+	s := &site{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
+	s.gmail = postfixtest.StartSink(t, "gmail")
+	var routes strings.Builder
+	for _, name := range routeNames {
+		sk := postfixtest.StartSink(t, name)
+		s.sinks[name] = sk
+		fmt.Fprintf(&routes, "[routes.%s]\ndescription = \"test sink %s\"\nhost = \"127.0.0.1\"\nport = %d\n\n", name, name, sk.Port)
+	}
+	s.pf = postfixtest.Start(t, postfixtest.Options{
+		RelayDomains: []string{"example.com", "example.org"},
+		Transport: map[string]string{
+			"example.com": s.gmail.NextHop(),
+			"example.org": s.gmail.NextHop(),
+		},
+	})
+	// The socket lives inside Postfix's queue directory, as in production
+	// (a chrooted smtpd reaches it as unix:splitrelay/milter.sock).
+	s.network, s.addr = "unix", filepath.Join(s.pf.QueueDir, "splitrelay", "milter.sock")
+	if network == "inet" {
+		s.network, s.addr = "tcp", fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	}
+	listen := map[string]string{"unix": "unix:", "tcp": "inet:"}[s.network] + s.addr
+	config = strings.ReplaceAll(config, "{{ROUTES}}", routes.String())
+	config = strings.ReplaceAll(config, "{{LISTEN}}", listen)
+	s.cfgPath = filepath.Join(s.pf.Dir, "splitrelay.toml")
+	s.writeConfig(config)
+	s.attach()
+	s.d = s.start()
+	return s
+}
+
+func (s *site) writeConfig(config string) {
+	s.t.Helper()
+	if err := os.WriteFile(s.cfgPath, []byte(config), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// attach applies `splitrelay postfix --format postconf` to the private
+// Postfix and reloads it: exactly what an administrator runs.
+func (s *site) attach() {
+	s.t.Helper()
+	out, err := exec.Command(s.bin, "postfix", "-c", s.cfgPath, "--format", "postconf",
+		"--postfix-config-dir", s.pf.ConfigDir, "--map-dir", filepath.Join(s.pf.Dir, "maps"),
+		"--queue-dir", s.pf.QueueDir).Output()
+	if err != nil {
+		s.t.Fatalf("splitrelay postfix: %v\n%s", err, exitStderr(err))
+	}
+	s.pf.Shell(s.t, string(out))
+	s.pf.Reload(s.t)
+}
+
+func exitStderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// daemon is a running `splitrelay run`.
+type daemon struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  bytes.Buffer
+	done chan struct{}
+}
+
+// start runs the daemon with group postfix, so its unix socket (0660) is
+// reachable by Postfix's smtpd, as the packaged unit arranges.
+func (s *site) start() *daemon {
+	s.t.Helper()
+	d := &daemon{done: make(chan struct{})}
+	d.cmd = exec.Command(s.bin, "run", "-c", s.cfgPath)
+	if g, err := user.LookupGroup("postfix"); err == nil {
+		gid, _ := strconv.Atoi(g.Gid)
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(gid)}}
+	}
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	t := s.t
+	go func() {
+		defer close(d.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+		d.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		d.stop()
+		t.Logf("splitrelay log:\n%s", d.logs())
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial(s.network, s.addr); err == nil {
+			c.Close()
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("splitrelay exited at start:\n%s", d.logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("splitrelay did not listen on %s:\n%s", s.addr, d.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+// stop sends SIGTERM (the daemon drains) and waits, bounded.
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(40 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// waitLog waits until the daemon's log has a line containing every part.
+func (d *daemon) waitLog(t *testing.T, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range strings.Split(d.logs(), "\n") {
+			if containsAll(line, parts) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q in:\n%s", parts, d.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// send sends one message and requires it to be queued; it returns the
+// Postfix queue ID.
+func (s *site) send(m postfixtest.Mail) string {
+	s.t.Helper()
+	tr, code := s.pf.Send(s.t, m)
+	id, ok := postfixtest.QueueID(tr)
+	if code != 0 || !ok {
+		s.t.Fatalf("message not queued (exit %d):\n%s", code, tr)
+	}
+	return id
+}
+
+// landed waits until Postfix has delivered everything in its queue, then
+// checks that each sink received exactly the wanted envelope recipients
+// (sink name -> RCPT TO addresses; "gmail" is normal delivery) and returns
+// the messages by sink.
+func (s *site) landed(want map[string][]string) map[string][]postfixtest.Message {
+	s.t.Helper()
+	s.pf.WaitQueueEmpty(s.t, 30*time.Second)
+	all := map[string]*postfixtest.Sink{"gmail": s.gmail}
+	for n, sk := range s.sinks {
+		all[n] = sk
+	}
+	got := map[string][]postfixtest.Message{}
+	for name, sk := range all {
+		// a delivered message is complete in the sink's dump once the
+		// sink has answered; Messages leaves out transactions in progress.
+		var msgs []postfixtest.Message
+		var rcpts []string
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			msgs, rcpts = sk.Messages(s.t), nil
+			for _, m := range msgs {
+				for _, r := range m.Rcpts {
+					rcpts = append(rcpts, r.Addr)
+				}
+			}
+			if len(rcpts) >= len(want[name]) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		slices.Sort(rcpts)
+		w := slices.Clone(want[name])
+		slices.Sort(w)
+		if !slices.Equal(rcpts, w) {
+			s.t.Errorf("sink %s got recipients %q, want %q\npostfix log:\n%s", name, rcpts, w, s.pf.Log())
+		}
+		got[name] = msgs
+	}
+	return got
+}
