@@ -1,0 +1,148 @@
+// Command splitrelay is a milter for Postfix that delivers each recipient
+// of a message to the system it lives on (split delivery), configured by
+// one TOML file. See `splitrelay help`.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// version and commit are set at build time:
+//
+//	go build -ldflags "-X main.version=1.2.3 -X main.commit=abc1234"
+//
+// When they are not, versionString falls back to the module and VCS
+// information the Go toolchain embeds.
+var version, commit string
+
+// command is one subcommand: its function and a line for the overview.
+type command struct {
+	run      func(args []string, stdout, stderr io.Writer) int
+	synopsis string
+}
+
+// commands are the subcommands (the public interface: never rename).
+// Filled in init, as help refers to the table.
+var commands map[string]command
+
+// commandOrder is the order of the overview.
+var commandOrder = []string{"run", "check", "explain", "postfix", "version", "help"}
+
+func init() {
+	commands = map[string]command{
+		"run":     {cmdRun, "run -c FILE                 run the milter daemon (foreground; SIGHUP reloads, SIGTERM stops)"},
+		"check":   {cmdCheck, "check -c FILE               validate a configuration"},
+		"explain": {cmdExplain, "explain -c FILE --from ADDR --to ADDR...\n                              show what the rules do with an envelope, without an MTA"},
+		"postfix": {cmdPostfix, "postfix -c FILE [--format text|postconf] [--map-dir DIR]\n                              print the Postfix side of a configuration"},
+		"version": {cmdVersion, "version                     print the version, commit and Go version"},
+		"help":    {cmdHelp, "help [COMMAND]              show this overview or a command's flags"},
+	}
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// dispatch runs `splitrelay <command> [flags]` and returns the exit code.
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	case "-version", "--version":
+		name = "version"
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "splitrelay: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	return cmd.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: splitrelay <command> [flags]\n\ncommands:\n")
+	for _, name := range commandOrder {
+		fmt.Fprintf(w, "  %s\n", commands[name].synopsis)
+	}
+	fmt.Fprintf(w, "\nFILE defaults to %s. Run \"splitrelay help COMMAND\" for a command's flags.\n", defaultConfig)
+}
+
+// cmdHelp is `splitrelay help [COMMAND]`.
+func cmdHelp(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0:
+		usage(stdout)
+		return 0
+	case len(args) > 1:
+		fmt.Fprintln(stderr, "usage: splitrelay help [COMMAND]")
+		return 2
+	}
+	cmd, ok := commands[args[0]]
+	if !ok || args[0] == "help" {
+		if ok {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "splitrelay help: unknown command %q\n", args[0])
+		return 2
+	}
+	// A command's own -h prints its flags; send them to stdout. Asking
+	// for help succeeded, whatever the command returns for -h.
+	cmd.run([]string{"-h"}, stdout, stdout)
+	return 0
+}
+
+// cmdVersion is `splitrelay version`.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "usage: splitrelay version")
+		return 2
+	}
+	fmt.Fprintln(stdout, versionString())
+	return 0
+}
+
+// versionString is "splitrelay VERSION (commit COMMIT, GOVERSION)".
+func versionString() string {
+	v, c := version, commit
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		if c == "" {
+			var modified bool
+			for _, s := range info.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					c = s.Value
+				case "vcs.modified":
+					modified = s.Value == "true"
+				}
+			}
+			if len(c) > 12 {
+				c = c[:12]
+			}
+			if c != "" && modified {
+				c += "-dirty"
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("splitrelay %s (commit %s, %s)", v, c, runtime.Version())
+}
