@@ -1,0 +1,210 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/splitrelay/splitrelay/milter/postfix"
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+const explainFlags = `  --from ADDR           envelope sender (MAIL FROM); "" for the null sender
+  --to ADDR             envelope recipient (RCPT TO); repeat for more
+  --header-from VALUE   the From header (default: the --from address)
+  --client IP           the SMTP client's address
+  --helo NAME           its HELO/EHLO name
+  --auth USER           its SMTP AUTH identity
+  --tls                 the session uses TLS
+                        (the last four are shown; the relay policy is not evaluated yet)
+`
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// cmdExplain is `splitrelay explain -c FILE --from ADDR --to ADDR...`: what
+// the milter would do with each recipient of an envelope, without an MTA.
+func cmdExplain(args []string, stdout, stderr io.Writer) int {
+	fs, config := newFlags("explain", "-c FILE --from ADDR --to ADDR [--to ADDR...] [--header-from ADDR] [--client IP] [--helo NAME] [--auth USER] [--tls]", explainFlags, stderr)
+	var to listFlag
+	from := fs.String("from", "", "")
+	headerFrom := fs.String("header-from", "", "")
+	client := fs.String("client", "", "")
+	helo := fs.String("helo", "", "")
+	auth := fs.String("auth", "", "")
+	tls := fs.Bool("tls", false, "")
+	fs.Var(&to, "to", "")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["from"] {
+		return usageError(fs, "--from is required (--from \"\" for the null sender)")
+	}
+	if len(to) == 0 {
+		return usageError(fs, "at least one --to is required")
+	}
+	if !set["header-from"] {
+		*headerFrom = *from
+	}
+
+	rs, err := loadConfig(*config)
+	if err != nil {
+		printLoadError(stderr, err)
+		return 1
+	}
+
+	// RCPT TO: recipients refused there never reach the end of the message.
+	rcptReject := map[int]rules.Recipient{}
+	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom}
+	for i, addr := range to {
+		if reply, reason, ok := rs.CheckRecipient(addr); !ok {
+			rcptReject[i] = rules.Recipient{Address: addr, Action: rules.Reject, Reply: reply, Reason: reason + " (refused at RCPT TO)"}
+			continue
+		}
+		env.Recipients = append(env.Recipients, addr)
+	}
+	d := rs.Decide(env)
+
+	w := &explainWriter{w: stdout}
+	w.field("", "config", rs.Name)
+	w.field("", "envelope", "MAIL FROM:<"+*from+">")
+	if *headerFrom == "" {
+		w.field("", "header from", "(none)")
+	} else {
+		w.field("", "header from", *headerFrom)
+	}
+	w.field("", "message", d.Kind.String()+": "+d.KindReason)
+	if set["client"] || set["helo"] || set["auth"] || set["tls"] {
+		w.field("", "connection", connection(*client, *helo, *auth, *tls))
+		w.field("", "", "(the relay policy is not evaluated yet)")
+	}
+	if rs.Milter.DryRun {
+		w.field("", "dry run", "yes: the milter only logs these decisions; Postfix delivers every recipient unchanged and nothing is rejected")
+	}
+
+	next := 0
+	for i := range to {
+		r, ok := rcptReject[i]
+		if !ok {
+			r = d.Recipients[next]
+			next++
+		}
+		fmt.Fprintln(stdout)
+		w.recipient(rs, r, rs.Milter.DryRun)
+	}
+	return w.err
+}
+
+// connection describes the session flags.
+func connection(client, helo, auth string, tls bool) string {
+	parts := []string{"client " + or(client, "-"), "helo " + or(helo, "-")}
+	if auth != "" {
+		parts = append(parts, "SMTP AUTH as "+auth)
+	} else {
+		parts = append(parts, "no SMTP AUTH")
+	}
+	if tls {
+		parts = append(parts, "TLS")
+	} else {
+		parts = append(parts, "no TLS")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// explainWriter writes "label      value" lines with aligned values.
+type explainWriter struct {
+	w   io.Writer
+	err int // exit code: 1 after a write error
+}
+
+func (w *explainWriter) field(indent, label, value string) {
+	if _, err := fmt.Fprintf(w.w, "%s%-*s %s\n", indent, 12-len(indent), label, value); err != nil {
+		w.err = 1
+	}
+}
+
+// recipient explains one recipient's decision.
+func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun bool) {
+	const in = "  "
+	fmt.Fprintln(w.w, r.Address)
+	dry := ""
+	if dryRun && (r.Action != rules.Keep || len(r.Copies) > 0) {
+		dry = "  (dry run: logged, not done)"
+	}
+	if r.Action == rules.Reject {
+		w.field(in, "action", "reject "+r.Reply.String()+dry)
+		w.field(in, "postfix", "nothing: the recipient is refused")
+		w.field(in, "rule", or(r.Rule, "none (built-in routing namespace check)"))
+		w.field(in, "reason", r.Reason)
+		return
+	}
+	if r.Account == rules.External {
+		w.field(in, "account", "external (not in organization.domains)")
+	} else {
+		w.field(in, "account", r.Account.String())
+	}
+	w.field(in, "action", action(r)+dry)
+	if r.Route != nil {
+		w.field(in, "postfix", routed(rs, r.Address, r.Route))
+	} else {
+		w.field(in, "postfix", r.Address+"  (unchanged: Postfix's own routing)")
+	}
+	for _, c := range r.Copies {
+		w.field(in, "", routed(rs, r.Address, c.Route)+"  (copy)")
+	}
+	switch {
+	case r.Route != nil:
+		w.field(in, "rule", fmt.Sprintf("%q (route via %s)", r.Rule, r.Route.Name))
+	case len(r.Copies) == 0:
+		w.field(in, "rule", "none")
+	}
+	for _, c := range r.Copies {
+		w.field(in, "rule", fmt.Sprintf("%q (copy via %s)", c.Rule, c.Route.Name))
+	}
+	w.field(in, "reason", r.Reason)
+	if r.Account == rules.External {
+		w.field(in, "relay", "not evaluated yet: Postfix's smtpd_relay_restrictions decide")
+	}
+}
+
+// action is accept, route via R, copy via R, or both.
+func action(r rules.Recipient) string {
+	var parts []string
+	if r.Route != nil {
+		parts = append(parts, "route via "+r.Route.Name)
+	}
+	for _, c := range r.Copies {
+		parts = append(parts, "copy via "+c.Route.Name)
+	}
+	if len(parts) == 0 {
+		return "accept"
+	}
+	if r.Route == nil {
+		parts = append([]string{"accept"}, parts...)
+	}
+	return strings.Join(parts, " + ")
+}
+
+// routed is the address Postfix sees for route rt, its transport and the
+// RCPT TO the next hop receives.
+func routed(rs *rules.Ruleset, addr string, rt *rules.Route) string {
+	s := rs.RoutedAddress(addr, rt)
+	t, err := postfix.Transport(rt)
+	if err != nil {
+		return s + " -> (no Postfix transport: " + err.Error() + ")"
+	}
+	return s + " -> " + t
+}
