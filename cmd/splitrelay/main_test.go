@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/splitrelay/splitrelay/milter/postfix"
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/cmd")
+
+// testdataDir holds the configurations and golden files; the tests run in
+// it so that file names in the output are short and stable.
+const testdataDir = "../../testdata/cmd"
+
+// runCmd runs splitrelay with args and returns the exit code and outputs.
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = dispatch(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestGolden runs commands and compares exit code, stdout and stderr with
+// testdata/cmd/<name>.golden.
+func TestGolden(t *testing.T) {
+	t.Chdir(testdataDir)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"check-ok", []string{"check", "-c", "example.toml"}},
+		{"check-config-long", []string{"check", "--config", "dryrun.toml"}},
+		{"check-errors", []string{"check", "-c", "errors.toml"}},
+		{"check-missing", []string{"check", "-c", "missing.toml"}},
+		{"check-extra-arg", []string{"check", "-c", "example.toml", "extra"}},
+		{"explain-inbound", []string{"explain", "-c", "example.toml", "--from", "carol@partner.example",
+			"--to", "bob@example.com", "--to", "sales@example.com", "--to", "zoe@example.com",
+			"--to", "x@example.com.legacy.splitrelay.invalid", "--to", "ext@elsewhere.example",
+			"--client", "192.0.2.10", "--helo", "mx.partner.example"}},
+		{"explain-internal", []string{"explain", "-c", "example.toml", "--from", "alice@example.com",
+			"--header-from", "Alice <alice@example.com>", "--to", "lab-1@example.org", "--to", "zoe@example.com",
+			"--auth", "alice", "--tls"}},
+		{"explain-null-sender-dry-run", []string{"explain", "-c", "dryrun.toml", "--from", "", "--to", "zoe@example.com"}},
+		{"explain-no-from", []string{"explain", "-c", "example.toml", "--to", "bob@example.com"}},
+		{"explain-no-to", []string{"explain", "-c", "example.toml", "--from", "a@b.example"}},
+		{"explain-errors", []string{"explain", "-c", "errors.toml", "--from", "a@b.example", "--to", "bob@example.com"}},
+		{"postfix-text", []string{"postfix", "-c", "example.toml"}},
+		{"postfix-postconf", []string{"postfix", "-c", "example.toml", "--format", "postconf", "--postfix-config-dir", "/etc/postfix"}},
+		{"postfix-inet", []string{"postfix", "-c", "dryrun.toml", "--queue-dir", "/srv/postfix"}},
+		{"postfix-bad-format", []string{"postfix", "-c", "example.toml", "--format", "xml"}},
+		{"no-command", nil},
+		{"unknown-command", []string{"frobnicate"}},
+		{"help", []string{"help"}},
+		{"help-explain", []string{"help", "explain"}},
+		{"help-postfix", []string{"postfix", "-h"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(tc.args...)
+			got := fmt.Sprintf("$ splitrelay %s\nexit %d\n--- stdout\n%s--- stderr\n%s", shellWords(tc.args), code, stdout, stderr)
+			golden(t, tc.name+".golden", got)
+		})
+	}
+}
+
+// shellWords shows args as a shell would need them.
+func shellWords(args []string) string {
+	var out []string
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " <>'\"") {
+			a = "'" + a + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from testdata/cmd/%s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", file, got, want)
+	}
+}
+
+// check prints every problem as FILE:LINE:COL: path: message, each being
+// one of the rules.Errors.
+func TestCheckPrintsEveryError(t *testing.T) {
+	t.Chdir(testdataDir)
+	_, err := loadConfig("errors.toml")
+	es, ok := err.(rules.Errors)
+	if !ok || len(es) < 2 {
+		t.Fatalf("loadConfig(errors.toml) = %v, want several rules.Errors", err)
+	}
+	code, stdout, stderr := runCmd("check", "-c", "errors.toml")
+	if code != 1 || stdout != "" {
+		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+	var want strings.Builder
+	for _, e := range es {
+		if e.Line == 0 {
+			t.Errorf("%v has no position", e)
+		}
+		fmt.Fprintf(&want, "%s:%d:%d: %s: %s\n", e.File, e.Line, e.Col, e.Path, e.Msg)
+	}
+	if stderr != want.String() {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr, want.String())
+	}
+}
+
+// Relative users_files are read next to the configuration file, wherever
+// the command runs.
+func TestLoadConfigRelativeUsersFiles(t *testing.T) {
+	rs, err := loadConfig(filepath.Join(testdataDir, "example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rs.Decide(rules.Envelope{Sender: "x@partner.example", Recipients: []string{"bob@example.com"}})
+	if got := d.Recipients[0].Account; got != rules.User {
+		t.Errorf("bob@example.com (from users.txt) is %v, want user", got)
+	}
+}
+
+func TestPostfixMapDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "maps")
+	config := filepath.Join(testdataDir, "example.toml")
+	for range 2 { // the second run replaces the files
+		code, stdout, stderr := runCmd("postfix", "-c", config, "--map-dir", dir)
+		if code != 0 || stderr != "" {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.HasPrefix(stdout, "# The map files below were written to "+dir+".\n") ||
+			!strings.Contains(stdout, "transport_maps = regexp:"+dir+"/transport\n") {
+			t.Errorf("stdout does not name %s:\n%s", dir, stdout)
+		}
+	}
+	rs, err := loadConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := postfix.Generate(rs, postfix.Options{MapDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(c.Maps) {
+		t.Errorf("%s holds %d files, want %d (no temporary files left)", dir, len(entries), len(c.Maps))
+	}
+	for _, m := range c.Maps {
+		got, err := os.ReadFile(m.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != m.Content {
+			t.Errorf("%s:\n%s\nwant:\n%s", m.Path, got, m.Content)
+		}
+		if fi, err := os.Stat(m.Path); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v", m.Path, fi.Mode(), err)
+		}
+	}
+
+	// --format postconf writes the maps too and refers to them.
+	code, stdout, _ := runCmd("postfix", "-c", config, "--map-dir", dir, "--format", "postconf")
+	if code != 0 || !strings.Contains(stdout, "add transport_maps first regexp:"+dir+"/transport ") {
+		t.Errorf("exit %d, script:\n%s", code, stdout)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runCmd("version")
+	if code != 0 || !strings.HasPrefix(stdout, "splitrelay ") || !strings.Contains(stdout, "(commit ") || !strings.Contains(stdout, ", go1.") {
+		t.Errorf("exit %d: %q", code, stdout)
+	}
+	old := version
+	version, commit = "1.2.3", "abc1234"
+	defer func() { version, commit = old, "" }()
+	if got := versionString(); !strings.HasPrefix(got, "splitrelay 1.2.3 (commit abc1234, go") {
+		t.Errorf("versionString() = %q", got)
+	}
+}
