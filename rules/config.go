@@ -138,7 +138,7 @@ func (l *loader) unknownKeys() {
 		found := false
 		for _, e := range l.ix.entries {
 			if !e.elem && sameKey(e.keys, k) {
-				l.errs = append(l.errs, &Error{File: l.name, Line: e.at.line, Col: e.at.col, Path: e.path, Msg: "unknown key", Kind: ErrUnknownKey})
+				l.errs = append(l.errs, &Error{File: l.name, Line: e.key.line, Col: e.key.col, Path: e.path, Msg: "unknown key", Kind: ErrUnknownKey})
 				found = true
 			}
 		}

@@ -20,6 +20,7 @@ type keyPos struct {
 	keys []string // key pieces without array indexes, as toml.Key
 	path string   // display path with indexes: split_delivery[1].route
 	at   pos      // where the value starts
+	key  pos      // where the key starts (the header, for a table)
 	elem bool     // an array element, not a key
 }
 
@@ -49,6 +50,7 @@ type tomlScanner struct {
 	line, col int
 	ix        *posIndex
 	aot       map[string]int // array-of-tables header -> current index
+	keyAt     pos            // start of the key whose value is being read
 }
 
 func indexPositions(src string) *posIndex {
@@ -105,9 +107,9 @@ func (s *tomlScanner) skipLine() {
 	}
 }
 
-func (s *tomlScanner) record(keys []string, path string, at pos) {
+func (s *tomlScanner) record(keys []string, path string, at, keyAt pos) {
 	k := append([]string(nil), keys...)
-	s.ix.entries = append(s.ix.entries, keyPos{keys: k, path: path, at: at, elem: strings.HasSuffix(path, "]")})
+	s.ix.entries = append(s.ix.entries, keyPos{keys: k, path: path, at: at, key: keyAt, elem: strings.HasSuffix(path, "]")})
 	if _, dup := s.ix.byPath[path]; !dup {
 		s.ix.byPath[path] = at
 	}
@@ -140,7 +142,7 @@ func (s *tomlScanner) document() {
 				}
 			}
 			tablePath = s.displayPath(table)
-			s.record(table, tablePath, at)
+			s.record(table, tablePath, at, at)
 			s.skipLine()
 			continue
 		}
@@ -150,6 +152,7 @@ func (s *tomlScanner) document() {
 			s.next()
 			s.skipSpace(false)
 			full := append(append([]string(nil), table...), keys...)
+			s.keyAt = at
 			s.value(full, joinPath(tablePath, keys))
 		}
 		if s.i == start { // malformed: never loop forever
@@ -271,7 +274,11 @@ func (s *tomlScanner) str() string {
 // value records path at the value's start and descends into arrays and
 // inline tables.
 func (s *tomlScanner) value(keys []string, path string) {
-	s.record(keys, path, s.here())
+	keyAt := s.keyAt
+	if strings.HasSuffix(path, "]") { // an array element: its own start
+		keyAt = s.here()
+	}
+	s.record(keys, path, s.here(), keyAt)
 	switch s.peek() {
 	case '"', '\'':
 		s.str()
@@ -301,11 +308,13 @@ func (s *tomlScanner) value(keys []string, path string) {
 				return
 			}
 			before := s.i
+			subAt := s.here()
 			sub := s.key()
 			s.skipSpace(false)
 			if s.peek() == '=' {
 				s.next()
 				s.skipSpace(false)
+				s.keyAt = subAt
 				s.value(append(append([]string(nil), keys...), sub...), joinPath(path, sub))
 			}
 			s.skipSpace(true)
