@@ -52,11 +52,12 @@ type Server struct {
 	srv     *gomilter.Server
 	connSeq atomic.Uint64
 	now     func() time.Time
+	obs     Observer
 }
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
-	s := &Server{log: log, now: time.Now}
+	s := &Server{log: log, now: time.Now, obs: nopObserver{}}
 	s.rules.Store(rs)
 	s.srv = gomilter.NewServer(
 		gomilter.WithProtocol(Protocol),

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -66,6 +67,7 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 }
 
 func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer ss.observe("rcpt", ss.s.now())
 	defer ss.recover("rcpt", &resp, &err)
 	if ss.rules == nil { // RCPT without MAIL: cannot happen with Postfix
 		return gomilter.RespTempFail, nil
@@ -76,6 +78,8 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 			log.Info("recipient would be rejected", KeyAction, "reject", KeyDryRun, true)
 		} else {
 			log.Warn("recipient rejected", KeyAction, "reject")
+			ss.s.obs.Recipient("reject", "", "")
+			ss.s.obs.Rejected("routing_namespace")
 			return gomilter.RejectWithCodeAndReason(uint16(reply.Code), reply.Enhanced+" "+reply.Text)
 		}
 	}
@@ -107,6 +111,10 @@ func (ss *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error
 }
 
 func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer ss.observe("eom", ss.s.now())
+	defer func() {
+		ss.s.obs.Message(map[bool]string{true: "accept", false: "tempfail"}[resp == gomilter.RespAccept])
+	}()
 	defer ss.recover("end of message", &resp, &err)
 	defer ss.reset()
 	log := ss.txLog(m)
@@ -148,6 +156,7 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 				return fmt.Errorf("no routed form for %q", r.Address)
 			}
 			routed++
+			ss.s.obs.Recipient("route", r.Route.Name, r.Rule)
 			log.Info(verb[dry], KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, r.Route.Name,
 				KeyRule, r.Rule, KeyAction, "route", KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
 			if !dry {
@@ -159,6 +168,7 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 				}
 			}
 		default:
+			ss.s.obs.Recipient("accept", "", "")
 			if len(r.Copies) == 0 {
 				log.Debug("recipient accepted", KeyRcpt, r.Address, KeyAction, "accept", KeyAccount, r.Account.String(), KeyReason, r.Reason)
 			}
@@ -169,6 +179,7 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 				return fmt.Errorf("no routed form for %q", r.Address)
 			}
 			copies++
+			ss.s.obs.Recipient("copy", c.Route.Name, c.Rule)
 			log.Info(copyVerb[dry], KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, c.Route.Name,
 				KeyRule, c.Rule, KeyAction, "copy", KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
 			if !dry {
@@ -217,6 +228,11 @@ func (ss *session) recover(stage string, resp **gomilter.Response, err *error) {
 		ss.log.Error("internal error; tempfail", "stage", stage, KeyAction, "tempfail", KeyErr, fmt.Sprint(p), KeyStack, string(debug.Stack()))
 		*resp, *err = gomilter.RespTempFail, nil
 	}
+}
+
+// observe reports a callback's duration.
+func (ss *session) observe(stage string, start time.Time) {
+	ss.s.obs.Callback(stage, ss.s.now().Sub(start))
 }
 
 func (ss *session) Abort(gomilter.Modifier) error {
