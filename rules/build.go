@@ -21,10 +21,8 @@ func (l *loader) build(f *file) *Ruleset {
 	l.milter(f, rs)
 	l.log(f, rs)
 	l.organization(f, rs)
-	if l.md.IsDefined("relay") {
-		l.errorf(ErrUnsupported, "relay", "the relay policy is not implemented in this version; remove [relay] (recipients outside organization.domains are left to Postfix's own smtpd_relay_restrictions)")
-	}
 	l.directory(f, rs)
+	l.relay(f, rs)
 	l.routes(f, rs)
 	l.rules(f, rs)
 	return rs

@@ -33,7 +33,29 @@ type file struct {
 	} `toml:"directory"`
 	Routes        map[string]fileRoute `toml:"routes"`
 	SplitDelivery []fileRule           `toml:"split_delivery"`
-	Relay         toml.Primitive       `toml:"relay"`
+	Relay         fileRelay            `toml:"relay"`
+}
+
+type fileRelay struct {
+	AllowedSenders  string        `toml:"allowed_senders"`
+	RequireNetwork  bool          `toml:"require_network"`
+	RequireSMTPAuth bool          `toml:"require_smtp_auth"`
+	RequireTLS      bool          `toml:"require_tls"`
+	Networks        []fileNetwork `toml:"networks"`
+	Limits          struct {
+		RecipientsPerMessage      int    `toml:"recipients_per_message"`
+		UserMessagesPerDay        int    `toml:"user_messages_per_day"`
+		UserRecipientsPerDay      int    `toml:"user_recipients_per_day"`
+		OrgRecipientsPerDay       int    `toml:"org_recipients_per_day"`
+		OrgRecipientsPer10Minutes int    `toml:"org_recipients_per_10_minutes"`
+		MessageSize               string `toml:"message_size"`
+	} `toml:"limits"`
+}
+
+type fileNetwork struct {
+	CIDR        string `toml:"cidr"`
+	Description string `toml:"description"`
+	Enabled     *bool  `toml:"enabled"`
 }
 
 type fileRoute struct {
@@ -73,9 +95,26 @@ const (
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "auto"
 	DefaultPort          = 25
+
+	// Google's SMTP relay limits (seed 003).
+	DefaultRecipientsPerMessage      = 100
+	DefaultUserMessagesPerDay        = 10000
+	DefaultUserRecipientsPerDay      = 10000
+	DefaultOrgRecipientsPerDay       = 4600000
+	DefaultOrgRecipientsPer10Minutes = 319444
+	DefaultMessageSize               = "25MB"
 )
 
 func defaults(f *file) {
+	l := &f.Relay.Limits
+	l.RecipientsPerMessage = DefaultRecipientsPerMessage
+	l.UserMessagesPerDay = DefaultUserMessagesPerDay
+	l.UserRecipientsPerDay = DefaultUserRecipientsPerDay
+	l.OrgRecipientsPerDay = DefaultOrgRecipientsPerDay
+	l.OrgRecipientsPer10Minutes = DefaultOrgRecipientsPer10Minutes
+	l.MessageSize = DefaultMessageSize
+	f.Relay.AllowedSenders = "domain_addresses"
+	f.Relay.RequireNetwork = true
 	f.Milter.Listen = DefaultListen
 	f.Milter.RoutingSuffix = DefaultRoutingSuffix
 	f.Log.Level = DefaultLogLevel
@@ -132,9 +171,6 @@ func syntaxError(name string, err error) *Error {
 // occurs: a typo must never silently disable a rule.
 func (l *loader) unknownKeys() {
 	for _, k := range l.md.Undecoded() {
-		if len(k) > 0 && k[0] == "relay" {
-			continue // reported as a whole in build
-		}
 		found := false
 		for _, e := range l.ix.entries {
 			if !e.elem && sameKey(e.keys, k) {

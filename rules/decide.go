@@ -46,7 +46,10 @@ func (rs *Ruleset) RoutedAddress(addr string, r *Route) string {
 	return a.local + "@" + a.domain + "." + r.Name + rs.suffix
 }
 
-// Decide returns the decision for every recipient of env.
+// Decide returns the decision for every recipient of env, as if they were
+// given one by one at RCPT TO (the relay policy, without the rolling
+// limits, which only RCPT TO time checks with a Usage), and for the
+// message: the size limit and the sender rewriting of relayed mail.
 func (rs *Ruleset) Decide(env Envelope) Decision {
 	d := Decision{Recipients: make([]Recipient, 0, len(env.Recipients))}
 	d.Kind, d.KindReason = rs.kind(env.HeaderFrom)
@@ -56,10 +59,40 @@ func (rs *Ruleset) Decide(env Envelope) Decision {
 			sender, senderOK = a, true
 		}
 	}
+	accepted := env
+	accepted.Recipients = make([]string, 0, len(env.Recipients))
 	for _, rcpt := range env.Recipients {
-		d.Recipients = append(d.Recipients, rs.decideRecipient(d.Kind, sender, senderOK, env.Sender, rcpt))
+		r := rs.CheckRcpt(accepted, rcpt, nil)
+		switch {
+		case r.Action == Reject:
+		case r.Relay:
+			d.Relay = true
+			accepted.Recipients = append(accepted.Recipients, rcpt)
+		default:
+			r = rs.decideRecipient(d.Kind, sender, senderOK, env.Sender, rcpt)
+			accepted.Recipients = append(accepted.Recipients, rcpt)
+		}
+		d.Recipients = append(d.Recipients, r)
+	}
+	if d.Relay {
+		rs.decideRelayMessage(env, sender, senderOK, &d)
 	}
 	return d
+}
+
+// decideRelayMessage applies the message-level relay policy: the real size
+// and, with allowed_senders = "any", the rewriting of a sender outside our
+// domains to postmaster@<our domain>.
+func (rs *Ruleset) decideRelayMessage(env Envelope, sender address, senderOK bool, d *Decision) {
+	if lim := rs.Relay.Limits.MessageSize; lim > 0 && max(env.Size, env.SizeParam) > lim {
+		d.Reject = &ReplyTooBig
+	}
+	if rs.Relay.AllowedSenders == AnySender && env.Sender != "" && !(senderOK && rs.ours(sender.domain)) {
+		if dom := rs.postmasterDomain(env.Client); dom != "" {
+			d.Sender, d.SenderRewritten = "postmaster@"+dom, true
+			d.SenderReason = "sender outside our domains relayed with allowed_senders = any"
+		}
+	}
 }
 
 func (rs *Ruleset) decideRecipient(kind Kind, sender address, senderOK bool, rawSender, rcpt string) Recipient {

@@ -27,6 +27,7 @@ func (rs *Ruleset) Summary() string {
 		}
 	}
 	fmt.Fprintf(&b, "%s (%d dual delivery), evaluated in file order. ", plural(len(rs.Rules), "split-delivery rule"), copies)
+	b.WriteString(rs.relaySummary())
 	fmt.Fprintf(&b, "Milter listens on %s; routing namespace .%s", rs.Milter.Listen, rs.Milter.RoutingSuffix)
 	if rs.Milter.DryRun {
 		b.WriteString("; DRY RUN: decisions are logged, nothing is changed or rejected")
@@ -58,4 +59,31 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func (rs *Ruleset) relaySummary() string {
+	r := rs.Relay
+	if r == nil {
+		return "No [relay] section: recipients outside our domains are left to the MTA's own relay restrictions. "
+	}
+	var auth []string
+	if r.RequireNetwork {
+		n := 0
+		for _, x := range r.Networks {
+			if x.Enabled {
+				n++
+			}
+		}
+		auth = append(auth, fmt.Sprintf("client in %s", plural(n, "enabled network")))
+	}
+	if r.RequireSMTPAuth {
+		auth = append(auth, "SMTP AUTH over TLS")
+	}
+	if r.RequireTLS {
+		auth = append(auth, "TLS")
+	}
+	l := r.Limits
+	return fmt.Sprintf("Relay: senders %s, requires %s; limits %d recipients per message, %d bytes per message, %d messages and %d unique recipients per user per 24 h, %d recipients per 24 h and %d per 10 minutes for the organisation (0 = none). ",
+		r.AllowedSenders, strings.Join(auth, " and "), l.RecipientsPerMessage, l.MessageSize,
+		l.UserMessagesPerDay, l.UserRecipientsPerDay, l.OrgRecipientsPerDay, l.OrgRecipientsPer10Minutes)
 }

@@ -1,6 +1,9 @@
 package rules
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // Ruleset is a loaded, validated configuration. It is immutable after Load
 // and safe for concurrent use; a reload builds a new Ruleset and swaps it in.
@@ -19,6 +22,9 @@ type Ruleset struct {
 	RouteNames []string
 	// Rules are the [[split_delivery]] rules in file order.
 	Rules []*Rule
+	// Relay is the [relay] section; nil leaves recipients outside our
+	// domains to the MTA's own relay restrictions.
+	Relay *Relay
 
 	users  map[string]bool     // normalised address -> registered user
 	groups map[string][]string // normalised group address -> flattened normalised members
@@ -147,8 +153,20 @@ type Reply struct {
 
 func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
 
+// Client is what the MTA knows about the SMTP client.
+type Client struct {
+	Addr netip.Addr // zero when unknown (then no network is allowed)
+	Helo string     // the HELO/EHLO argument
+	Auth string     // SASL login name ({auth_authen}); "" when not authenticated
+	TLS  bool       // the SMTP session is encrypted (STARTTLS)
+}
+
 // Envelope is what the rules look at for one message.
 type Envelope struct {
+	Client Client
+	// SizeParam is the MAIL FROM SIZE= parameter, 0 when absent; Size is
+	// the real message size, 0 when not known (yet).
+	SizeParam, Size int64
 	// Sender is the envelope sender (MAIL FROM) without angle brackets;
 	// empty for the null sender.
 	Sender string
@@ -162,7 +180,18 @@ type Envelope struct {
 
 // Decision is the outcome for one message.
 type Decision struct {
-	Kind Kind
+	// Reject, when set, refuses the whole message (size limit).
+	Reject *Reply
+	// Relay is true when some recipient is outside our domains and the
+	// relay policy allowed it.
+	Relay bool
+	// Sender is the envelope sender to use when SenderRewritten: with
+	// allowed_senders = "any", a sender outside our domains becomes
+	// postmaster@<our domain>.
+	Sender          string
+	SenderRewritten bool
+	SenderReason    string
+	Kind            Kind
 	// KindReason explains Kind ("from header domain example.com is ours",
 	// "no from header", ...).
 	KindReason string
@@ -179,6 +208,7 @@ type Recipient struct {
 	Copies  []Copy // dual delivery copies (never via Route)
 	Reply   Reply  // with Reject
 	Reason  string // why, for the log
+	Relay   bool   // outside our domains: judged by the relay policy
 }
 
 // Copy is one dual-delivery copy of a recipient.
