@@ -47,3 +47,22 @@ func xtext(s string) string {
 	}
 	return b.String()
 }
+
+// sizeParam returns the SIZE= parameter of MAIL FROM (RFC 1870), 0 when
+// absent or unreadable.
+func sizeParam(args string) int64 {
+	for _, a := range strings.Fields(args) {
+		k, v, ok := strings.Cut(a, "=")
+		if ok && strings.EqualFold(k, "SIZE") {
+			var n int64
+			for _, c := range v {
+				if c < '0' || c > '9' || n > 1<<50 {
+					return 0
+				}
+				n = n*10 + int64(c-'0')
+			}
+			return n
+		}
+	}
+	return 0
+}

@@ -28,20 +28,24 @@ import (
 
 // Protocol is what we ask Postfix to send and which replies we give.
 //
-// We need MAIL FROM, RCPT TO (with a reply: a client-supplied recipient in
-// the routing namespace is refused there), the headers (for From, no reply)
-// and end of message. We skip HELO, the body, unknown commands and the
-// end-of-headers event. We keep the reply to DATA: a milter that does not
-// answer a small packet leaves Postfix's next write waiting for a delayed
-// ACK, the ~40 ms per-message stall measured in POSTFIX.md; the DATA reply
-// carries that ACK.
-const Protocol = gomilter.OptNoHelo | gomilter.OptNoBody | gomilter.OptNoUnknown |
-	gomilter.OptNoEOH | gomilter.OptNoConnReply | gomilter.OptNoMailReply |
+// We need the connection (client address) and HELO (name, TLS macros), MAIL
+// FROM (sender, SIZE, {auth_authen}), RCPT TO (with a reply: the relay
+// policy and the routing-namespace check refuse recipients there), the
+// headers (for From, no reply) and end of message. We skip unknown
+// commands and the end-of-headers event, and the body unless the relay
+// size limit needs the real size (see negotiate). We keep the reply to
+// DATA: a milter that does not answer a small packet leaves Postfix's next
+// write waiting for a delayed ACK, the ~40 ms per-message stall measured in
+// POSTFIX.md; on TCP we also re-arm TCP_QUICKACK after every read
+// (quickack_linux.go) for the packets that want no reply.
+const Protocol = gomilter.OptNoBody | gomilter.OptNoUnknown | gomilter.OptNoEOH |
+	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
 	gomilter.OptNoHeaderReply
 
 // Actions are the modifications we may make: replace recipients, with
-// ESMTP arguments (NOTIFY, ORCPT) on the added ones.
-const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRcptWithArgs
+// ESMTP arguments (NOTIFY, ORCPT) on the added ones, and the envelope
+// sender (allowed_senders = "any" rewrites it to postmaster@).
+const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRcptWithArgs | gomilter.OptChangeFrom
 
 // Server serves the milter protocol with the current rules. Rules can be
 // swapped at any time (SIGHUP); each transaction keeps the rules it started
@@ -53,20 +57,44 @@ type Server struct {
 	connSeq atomic.Uint64
 	now     func() time.Time
 	obs     Observer
+	usage   *usage
 }
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
 	s := &Server{log: log, now: time.Now, obs: nopObserver{}}
+	s.usage = newUsage(func() time.Time { return s.now() })
 	s.rules.Store(rs)
 	s.srv = gomilter.NewServer(
 		gomilter.WithProtocol(Protocol),
 		gomilter.WithAction(Actions),
 		gomilter.WithMilter(func() gomilter.Milter { return s.newSession() }),
+		gomilter.WithNegotiationCallback(s.negotiate),
 		gomilter.WithReadTimeout(5*time.Minute),
 		gomilter.WithWriteTimeout(30*time.Second),
 	)
 	return s
+}
+
+// negotiate accepts milter protocol 6 only (we need add-recipient with
+// ESMTP arguments and the no-reply flags) and asks for the body, without
+// replies, only when the relay size limit needs the real size: the rules
+// in force when Postfix connects decide, so a reload that adds the limit
+// applies to new SMTP sessions.
+func (s *Server) negotiate(mtaVersion, _ uint32, mtaActions, actions gomilter.OptAction, mtaProtocol, protocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+	if mtaVersion < 6 {
+		return 0, 0, 0, 0, fmt.Errorf("milter: MTA speaks milter protocol %d, splitrelay needs 6 (Postfix: milter_protocol = 6)", mtaVersion)
+	}
+	if actions&mtaActions != actions {
+		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the actions we need: offered %v, need %v", mtaActions, actions)
+	}
+	if rs := s.rules.Load(); rs.Relay != nil && rs.Relay.Limits.MessageSize > 0 {
+		protocol = protocol&^gomilter.OptNoBody | gomilter.OptNoBodyReply
+	}
+	if protocol&mtaProtocol != protocol {
+		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the protocol options we need: offered %v, need %v", mtaProtocol, protocol)
+	}
+	return 6, actions, protocol, offered, nil
 }
 
 // SetRules swaps the rules atomically; transactions already past MAIL FROM
@@ -78,7 +106,7 @@ func (s *Server) Rules() *rules.Ruleset { return s.rules.Load() }
 
 // Serve accepts milter connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(wrapListener(ln))
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}

@@ -44,7 +44,11 @@ also_deliver = true
 // the log it writes.
 func startServer(t *testing.T, dry bool) (*gomilter.Client, *bytes.Buffer, *Server) {
 	t.Helper()
-	cfg := strings.ReplaceAll(testConfig, "%DRY%", map[bool]string{true: "true", false: "false"}[dry])
+	return startServerWith(t, strings.ReplaceAll(testConfig, "%DRY%", map[bool]string{true: "true", false: "false"}[dry]))
+}
+
+func startServerWith(t *testing.T, cfg string) (*gomilter.Client, *bytes.Buffer, *Server) {
+	t.Helper()
 	rs, err := rules.Load("t.toml", []byte(cfg), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +79,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
 
 // transaction drives one message through the milter like Postfix does and
 // returns the RCPT replies and the end-of-message modifications.
+// smtpClient is what the MTA tells the milter about the SMTP client.
+type smtpClient struct {
+	addr, helo, auth string
+	tls              bool
+}
+
+var defaultClient = smtpClient{addr: "192.0.2.99", helo: "client.test"}
+
 func transaction(t *testing.T, c *gomilter.Client, from, headerFrom string, rcpts map[string]string, order []string) (rcptActs map[string]*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+	t.Helper()
+	return transactionFrom(t, c, defaultClient, from, "", headerFrom, rcpts, order)
+}
+
+func transactionFromBody(t *testing.T, c *gomilter.Client, cl smtpClient, body string) (map[string]*gomilter.Action, []gomilter.ModifyAction, *gomilter.Action) {
+	t.Helper()
+	return transactionWithBody(t, c, cl, "alice@example.com", "", "alice@example.com", nil, []string{"y@elsewhere.test"}, body)
+}
+
+func transactionFrom(t *testing.T, c *gomilter.Client, cl smtpClient, from, mailArgs, headerFrom string, rcpts map[string]string, order []string) (rcptActs map[string]*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+	t.Helper()
+	return transactionWithBody(t, c, cl, from, mailArgs, headerFrom, rcpts, order, "hello\r\n")
+}
+
+func transactionWithBody(t *testing.T, c *gomilter.Client, cl smtpClient, from, mailArgs, headerFrom string, rcpts map[string]string, order []string, bodyText string) (rcptActs map[string]*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 	t.Helper()
 	macros := gomilter.NewMacroBag()
 	s, err := c.Session(macros)
@@ -83,13 +110,19 @@ func transaction(t *testing.T, c *gomilter.Client, from, headerFrom string, rcpt
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Conn("client.test", gomilter.FamilyInet, 4321, "192.0.2.99"); err != nil {
+	if _, err := s.Conn("client.test", gomilter.FamilyInet, 4321, cl.addr); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Helo("client.test"); err != nil {
+	if cl.tls {
+		macros.Set(gomilter.MacroTlsVersion, "TLSv1.3")
+	}
+	if _, err := s.Helo(cl.helo); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Mail(from, ""); err != nil {
+	if cl.auth != "" {
+		macros.Set(gomilter.MacroAuthAuthen, cl.auth)
+	}
+	if _, err := s.Mail(from, mailArgs); err != nil {
 		t.Fatal(err)
 	}
 	rcptActs = map[string]*gomilter.Action{}
@@ -116,7 +149,7 @@ func transaction(t *testing.T, c *gomilter.Client, from, headerFrom string, rcpt
 	if _, err := s.HeaderEnd(); err != nil {
 		t.Fatal(err)
 	}
-	mods, final, err = s.BodyReadFrom(strings.NewReader("hello\r\n"))
+	mods, final, err = s.BodyReadFrom(strings.NewReader(bodyText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,5 +269,85 @@ func TestXtext(t *testing.T) {
 	}
 	if got := rcptArgs("ORCPT=rfc822;orig@x.test NOTIFY=NEVER", "bob@example.com"); got != "NOTIFY=NEVER ORCPT=rfc822;orig@x.test" {
 		t.Errorf("client ORCPT not kept: %q", got)
+	}
+}
+
+const relayConfig = `
+[organization]
+domains = ["example.com"]
+[directory]
+users = ["alice@example.com"]
+[relay]
+allowed_senders = "any"
+require_network = true
+require_smtp_auth = true
+networks = [{ cidr = "192.0.2.99", description = "test client", enabled = true }]
+[relay.limits]
+recipients_per_message = 2
+message_size = "1KB"
+`
+
+func reply(a *gomilter.Action) string {
+	if a.StopProcessing() {
+		return a.SMTPReply
+	}
+	return "accept"
+}
+
+func TestRelay(t *testing.T) {
+	c, logs, _ := startServerWith(t, relayConfig)
+	authed := smtpClient{addr: "192.0.2.99", helo: "localhost", auth: "app@example.com", tls: true}
+
+	// Allowed: network + AUTH over TLS; external sender rewritten to
+	// postmaster@ the AUTH identity's domain.
+	acts, mods, final := transactionFrom(t, c, authed, "x@elsewhere.test", "", "x@elsewhere.test", nil,
+		[]string{"y@elsewhere.test", "alice@example.com", "z@elsewhere.test"})
+	if got := reply(acts["y@elsewhere.test"]); got != "accept" {
+		t.Errorf("authorised relay refused: %s", got)
+	}
+	if got := reply(acts["z@elsewhere.test"]); !strings.HasPrefix(got, "452 4.5.3") {
+		t.Errorf("third recipient: %s, want 452 4.5.3", got)
+	}
+	if final.Type != gomilter.ActionAccept || len(mods) != 1 || mods[0].Type != gomilter.ActionChangeFrom || mods[0].From != "<postmaster@example.com>" {
+		t.Errorf("final %v mods %v", final, mods)
+	}
+
+	// AUTH without TLS does not count.
+	noTLS := authed
+	noTLS.tls = false
+	acts, _, _ = transactionFrom(t, c, noTLS, "alice@example.com", "", "", nil, []string{"y@elsewhere.test"})
+	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
+		t.Errorf("AUTH without TLS: %s", got)
+	}
+	// Other network.
+	other := authed
+	other.addr = "192.0.2.100"
+	acts, _, _ = transactionFrom(t, c, other, "alice@example.com", "", "", nil, []string{"y@elsewhere.test", "alice@example.com"})
+	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
+		t.Errorf("other network: %s", got)
+	}
+	if got := reply(acts["alice@example.com"]); got != "accept" {
+		t.Errorf("internal recipient refused from another network: %s", got)
+	}
+	// SIZE over the limit at RCPT; the real size at end of message.
+	acts, _, _ = transactionFrom(t, c, authed, "alice@example.com", "SIZE=5000", "", nil, []string{"y@elsewhere.test"})
+	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "552 5.3.4") {
+		t.Errorf("SIZE: %s", got)
+	}
+	if !strings.Contains(logs.String(), `reason="relay requires SMTP AUTH"`) && !strings.Contains(logs.String(), `reason="SMTP AUTH without TLS does not count"`) {
+		t.Errorf("relay denial reason not logged:\n%s", logs)
+	}
+}
+
+func TestRelayRealSize(t *testing.T) {
+	c, _, _ := startServerWith(t, relayConfig)
+	authed := smtpClient{addr: "192.0.2.99", helo: "localhost", auth: "app@example.com", tls: true}
+	_, _, final := transactionFrom(t, c, authed, "alice@example.com", "", "alice@example.com", nil, []string{"y@elsewhere.test"})
+	if final.Type != gomilter.ActionAccept {
+		t.Fatalf("small message: %v", final)
+	}
+	_, _, final = transactionFromBody(t, c, authed, strings.Repeat("x", 2000))
+	if final.SMTPCode != 552 {
+		t.Errorf("2 kB message with a 1KB limit: %v", final)
 	}
 }
