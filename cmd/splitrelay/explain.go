@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/netip"
 	"strings"
 
 	"github.com/splitrelay/splitrelay/milter/postfix"
@@ -17,7 +19,9 @@ const explainFlags = `  --from ADDR           envelope sender (MAIL FROM); "" fo
   --helo NAME           its HELO/EHLO name
   --auth USER           its SMTP AUTH identity
   --tls                 the session uses TLS
-                        (the last four are shown; the relay policy is not evaluated yet)
+                        (the last four feed the relay policy, for recipients outside our domains)
+  --seed N              seed for picking the hosts of multiple-host routes by
+                        load (default: random, as the milter picks them)
 `
 
 // listFlag is a repeatable string flag.
@@ -37,6 +41,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	helo := fs.String("helo", "", "")
 	auth := fs.String("auth", "", "")
 	tls := fs.Bool("tls", false, "")
+	seed := fs.Uint64("seed", 0, "")
 	fs.Var(&to, "to", "")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -61,10 +66,22 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 
 	// RCPT TO: recipients refused there never reach the end of the message.
 	rcptReject := map[int]rules.Recipient{}
-	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom}
+	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom, Rand: rand.IntN,
+		Client: rules.Client{Helo: *helo, Auth: *auth, TLS: *tls}}
+	if *client != "" {
+		a, err := netip.ParseAddr(*client)
+		if err != nil {
+			return usageError(fs, "--client: %v", err)
+		}
+		env.Client.Addr = a.Unmap()
+	}
+	if set["seed"] {
+		env.Rand = rand.New(rand.NewPCG(*seed, *seed)).IntN
+	}
 	for i, addr := range to {
-		if reply, reason, ok := rs.CheckRecipient(addr); !ok {
-			rcptReject[i] = rules.Recipient{Address: addr, Action: rules.Reject, Reply: reply, Reason: reason + " (refused at RCPT TO)"}
+		if r := rs.CheckRcpt(env, addr, nil); r.Action == rules.Reject {
+			r.Reason += " (refused at RCPT TO)"
+			rcptReject[i] = r
 			continue
 		}
 		env.Recipients = append(env.Recipients, addr)
@@ -82,7 +99,15 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	w.field("", "message", d.Kind.String()+": "+d.KindReason)
 	if set["client"] || set["helo"] || set["auth"] || set["tls"] {
 		w.field("", "connection", connection(*client, *helo, *auth, *tls))
-		w.field("", "", "(the relay policy is not evaluated yet)")
+	}
+	if rs.Relay == nil {
+		w.field("", "relay", "no [relay] section: recipients outside our domains are left to Postfix")
+	}
+	if d.SenderRewritten {
+		w.field("", "sender", "rewritten to <"+d.Sender+">: "+d.SenderReason)
+	}
+	if d.Reject != nil {
+		w.field("", "message", "reject "+d.Reject.String()+" at end of message (message size)")
 	}
 	if rs.Milter.DryRun {
 		w.field("", "dry run", "yes: the milter only logs these decisions; Postfix delivers every recipient unchanged and nothing is rejected")
@@ -147,7 +172,16 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	if r.Action == rules.Reject {
 		w.field(in, "action", "reject "+r.Reply.String()+dry)
 		w.field(in, "postfix", "nothing: the recipient is refused")
-		w.field(in, "rule", or(r.Rule, "none (built-in routing namespace check)"))
+		switch {
+		case r.Relay:
+			w.field(in, "rule", "the [relay] policy (recipient outside our domains)")
+		case r.Rule != "":
+			w.field(in, "rule", r.Rule)
+		case r.Reply.Enhanced == "5.1.2":
+			w.field(in, "rule", "none (built-in routing namespace check)")
+		default:
+			w.field(in, "rule", "the [relay] policy")
+		}
 		w.field(in, "reason", r.Reason)
 		return
 	}
@@ -158,12 +192,14 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	}
 	w.field(in, "action", action(r)+dry)
 	if r.Route != nil {
-		w.field(in, "postfix", routed(rs, r.Address, r.Route))
+		w.field(in, "postfix", routed(rs, r.Address, r.Route, r.Choice))
+		w.field(in, "host", host(r.Route, r.Choice))
 	} else {
 		w.field(in, "postfix", r.Address+"  (unchanged: Postfix's own routing)")
 	}
 	for _, c := range r.Copies {
-		w.field(in, "", routed(rs, r.Address, c.Route)+"  (copy)")
+		w.field(in, "", routed(rs, r.Address, c.Route, c.Choice)+"  (copy)")
+		w.field(in, "", host(c.Route, c.Choice)+"  (copy)")
 	}
 	switch {
 	case r.Route != nil:
@@ -175,8 +211,10 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 		w.field(in, "rule", fmt.Sprintf("%q (copy via %s)", c.Rule, c.Route.Name))
 	}
 	w.field(in, "reason", r.Reason)
-	if r.Account == rules.External {
-		w.field(in, "relay", "not evaluated yet: Postfix's smtpd_relay_restrictions decide")
+	if r.Relay {
+		w.field(in, "relay", "allowed by the [relay] policy")
+	} else if r.Account == rules.External && rs.Relay == nil {
+		w.field(in, "relay", "not judged by splitrelay: Postfix's smtpd_relay_restrictions decide")
 	}
 }
 
@@ -198,13 +236,27 @@ func action(r rules.Recipient) string {
 	return strings.Join(parts, " + ")
 }
 
-// routed is the address Postfix sees for route rt, its transport and the
-// RCPT TO the next hop receives.
-func routed(rs *rules.Ruleset, addr string, rt *rules.Route) string {
-	s := rs.RoutedAddress(addr, rt)
-	t, err := postfix.Transport(rt)
+// routed is the address Postfix sees for route rt and host choice c, its
+// transport and next hops.
+func routed(rs *rules.Ruleset, addr string, rt *rules.Route, c rules.Choice) string {
+	s := rs.RoutedAddress(addr, rt, c)
+	t, err := postfix.Transport(rt, c)
 	if err != nil {
 		return s + " -> (no Postfix transport: " + err.Error() + ")"
 	}
 	return s + " -> " + t
+}
+
+// host names the host the message goes to first on route rt, and how it
+// was picked.
+func host(rt *rules.Route, c rules.Choice) string {
+	h := rt.Chosen(c).String()
+	if rt.MXLookup {
+		h = "MX hosts of " + h
+	}
+	if !rt.Multiple() {
+		return h
+	}
+	return fmt.Sprintf("%s (primary %d of %d, load %d%%, picked for this message; the other hosts follow if it fails)",
+		h, c.Primary+1, len(rt.Primary), rt.Primary[c.Primary].Load)
 }
