@@ -72,8 +72,8 @@ type fileRoute struct {
 
 type fileHost struct {
 	Host string `toml:"host"`
-	Port int    `toml:"port"`
-	Load int    `toml:"load"`
+	Port *int   `toml:"port"` // nil: DefaultPort
+	Load *int   `toml:"load"` // nil: 100, allowed for a table of one host only
 }
 
 type fileRule struct {

@@ -36,14 +36,20 @@ func (rs *Ruleset) inNamespace(addr string) bool {
 }
 
 // RoutedAddress is addr rewritten into route r's routing namespace,
-// local@domain.<route>.<suffix>; Postfix's transport map sends it to the
-// route's transport, whose smtp_generic_maps restore local@domain.
-func (rs *Ruleset) RoutedAddress(addr string, r *Route) string {
+// local@domain.<route>.<suffix>, or local@domain.<label>.<route>.<suffix>
+// on a multiple-host route with the host label of choice c (host.go);
+// Postfix's transport map sends it to the route's transport and hosts,
+// whose smtp_generic_maps restore local@domain.
+func (rs *Ruleset) RoutedAddress(addr string, r *Route, c Choice) string {
 	a, err := parseAddress(addr)
 	if err != nil {
 		return ""
 	}
-	return a.local + "@" + a.domain + "." + r.Name + rs.suffix
+	ns := r.Name + rs.suffix
+	if l := r.Label(c); l != "" {
+		ns = l + "." + ns
+	}
+	return a.local + "@" + a.domain + "." + ns
 }
 
 // Decide returns the decision for every recipient of env, as if they were
@@ -77,6 +83,7 @@ func (rs *Ruleset) Decide(env Envelope) Decision {
 	if d.Relay {
 		rs.decideRelayMessage(env, sender, senderOK, &d)
 	}
+	d.choose(env.Rand)
 	return d
 }
 

@@ -157,7 +157,7 @@ func TestRoutedAddress(t *testing.T) {
 		`"a b"@example.com.`:    `"a b"@example.com.legacy.splitrelay.invalid`,
 		"@r.test:z@example.com": "z@example.com.legacy.splitrelay.invalid",
 	} {
-		if got := rs.RoutedAddress(in, rs.Routes["legacy"]); got != want {
+		if got := rs.RoutedAddress(in, rs.Routes["legacy"], Choice{}); got != want {
 			t.Errorf("RoutedAddress(%q) = %q, want %q", in, got, want)
 		}
 		if _, _, ok := rs.CheckRecipient(want); ok {

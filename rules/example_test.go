@@ -35,7 +35,7 @@ route = "legacy"
 	})
 	for _, r := range d.Recipients {
 		if r.Action == rules.Reroute {
-			fmt.Printf("%s: %s via %s -> %s (rule %q)\n", r.Address, r.Action, r.Route.Name, rs.RoutedAddress(r.Address, r.Route), r.Rule)
+			fmt.Printf("%s: %s via %s -> %s (rule %q)\n", r.Address, r.Action, r.Route.Name, rs.RoutedAddress(r.Address, r.Route, r.Choice), r.Rule)
 			continue
 		}
 		fmt.Printf("%s: %s\n", r.Address, r.Action)

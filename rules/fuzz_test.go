@@ -64,7 +64,7 @@ func FuzzDecide(f *testing.F) {
 		}
 		r := d.Recipients[0]
 		if r.Action == Reroute {
-			routed := rs.RoutedAddress(rcpt, r.Route)
+			routed := rs.RoutedAddress(rcpt, r.Route, r.Choice)
 			if !strings.HasSuffix(routed, "."+r.Route.Name+".splitrelay.invalid") {
 				t.Fatalf("routed %q -> %q", rcpt, routed)
 			}

@@ -70,7 +70,7 @@ func TestLoadErrorsAreTyped(t *testing.T) {
 	if !errors.As(err, &es) {
 		t.Fatalf("error is %T, want Errors", err)
 	}
-	for _, kind := range []error{ErrUnknownKey, ErrUnknownRoute, ErrUnknownGroup, ErrDuplicate, ErrUnsupported} {
+	for _, kind := range []error{ErrUnknownKey, ErrUnknownRoute, ErrUnknownGroup, ErrDuplicate} {
 		if !errors.Is(err, kind) {
 			t.Errorf("errors.Is(err, %v) = false", kind)
 		}

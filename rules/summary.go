@@ -38,10 +38,7 @@ func (rs *Ruleset) Summary() string {
 
 // String describes a route in one line: name -> next hop and TLS policy.
 func (r *Route) String() string {
-	hop := fmt.Sprintf("[%s]:%d", r.Host, r.Port)
-	if r.MXLookup {
-		hop = fmt.Sprintf("MX of %s, port %d", r.Host, r.Port)
-	}
+	hop := r.hops()
 	tls := "TLS optional"
 	switch {
 	case r.ValidateHostname:
@@ -50,6 +47,8 @@ func (r *Route) String() string {
 		tls = "TLS required, CA-signed certificate"
 	case r.RequireTLS:
 		tls = "TLS required"
+	case r.ImplicitTLS():
+		tls = "implicit TLS on port 465, certificate not checked"
 	}
 	return fmt.Sprintf("%s -> %s (%s)", r.Name, hop, tls)
 }

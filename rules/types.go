@@ -52,8 +52,14 @@ type Log struct {
 type Route struct {
 	Name        string
 	Description string
-	Host        string // lower-case A-label host name, or an IP address
-	Port        int
+	// Host and Port are the single-host form ("Un seul hôte").
+	Host string // lower-case A-label host name, or an IP address
+	Port int
+	// Primary and Secondary are the multiple-host form ("Plusieurs
+	// hôtes", host.go): mail is balanced over Primary by load; Secondary
+	// takes it when no primary host does. Host is empty and Port 0 then.
+	Primary   []Host
+	Secondary []Host
 	// MXLookup delivers to the MX hosts of Host instead of Host itself.
 	MXLookup         bool
 	RequireTLS       bool
@@ -176,6 +182,11 @@ type Envelope struct {
 	// Recipients are the envelope recipients (RCPT TO) without angle
 	// brackets, in SMTP order.
 	Recipients []string
+	// Rand returns a uniform random integer in [0, n); it picks the hosts
+	// of multiple-host routes by load, once per message and route. The
+	// milter passes math/rand/v2's IntN; nil always picks the first host
+	// of each table (the rules stay deterministic and pure).
+	Rand func(n int) int
 }
 
 // Decision is the outcome for one message.
@@ -209,12 +220,16 @@ type Recipient struct {
 	Reply   Reply  // with Reject
 	Reason  string // why, for the log
 	Relay   bool   // outside our domains: judged by the relay policy
+	// Choice is the host picked for this message on a multiple-host
+	// Route (host.go); zero otherwise.
+	Choice Choice
 }
 
 // Copy is one dual-delivery copy of a recipient.
 type Copy struct {
-	Route *Route
-	Rule  string
+	Route  *Route
+	Rule   string
+	Choice Choice // as Recipient.Choice, for Route
 }
 
 // Files reads the files a configuration refers to (users_files). The

@@ -60,19 +60,37 @@ func milterAddress(listen, queueDir string) (addr string, notes []string, err er
 	return "", nil, fmt.Errorf("postfix: milter.listen %q: want unix:/path or inet:host:port", listen)
 }
 
-// Nexthop is the transport(5) next hop of route r, as smtp(8) reads it:
-// "[host]:port" without MX lookups, "host:port" with them, and
-// "[ipv6:2001:db8::1]:port" for an IPv6 address ("An IPv6 address must be
-// formatted as [ipv6:address]", smtp(8)).
-func Nexthop(r *rules.Route) (string, error) {
-	port := r.Port
+// Nexthop is the transport(5) next hop of route r for the host choice c,
+// as smtp(8) reads it. For one host it is "[host]:port" without MX
+// lookups, "host:port" with them, and "[ipv6:2001:db8::1]:port" for an
+// IPv6 address ("An IPv6 address must be formatted as [ipv6:address]",
+// smtp(8)). For a multiple-host route it is a next-hop list (Postfix 3.5
+// and later, transport(5)) in the order of r.Order(c): the chosen primary,
+// the other primaries, then the secondaries. smtp(8) tries the list in
+// order, as it does smtp_fallback_relay: a host that cannot be reached, or
+// that answers with a temporary error, passes the mail to the next one.
+func Nexthop(r *rules.Route, c rules.Choice) (string, error) {
+	var hops []string
+	for _, h := range r.Order(c) {
+		nh, err := hostNexthop(r, h)
+		if err != nil {
+			return "", err
+		}
+		hops = append(hops, nh)
+	}
+	return strings.Join(hops, ","), nil
+}
+
+// hostNexthop is the next hop of one host of route r.
+func hostNexthop(r *rules.Route, h rules.Host) (string, error) {
+	port := h.Port
 	if port == 0 {
 		port = 25
 	}
 	if port < 1 || port > 65535 {
-		return "", fmt.Errorf("postfix: route %q: bad port %d", r.Name, r.Port)
+		return "", fmt.Errorf("postfix: route %q: bad port %d", r.Name, h.Port)
 	}
-	host := strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
+	host := strings.TrimSuffix(strings.TrimPrefix(h.Host, "["), "]")
 	p := ":" + strconv.Itoa(port)
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if r.MXLookup {
@@ -85,7 +103,7 @@ func Nexthop(r *rules.Route) (string, error) {
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if !isDomain(host) {
-		return "", fmt.Errorf("postfix: route %q: host %q is neither a host name nor an IP address", r.Name, r.Host)
+		return "", fmt.Errorf("postfix: route %q: host %q is neither a host name nor an IP address", r.Name, h.Host)
 	}
 	if r.MXLookup {
 		return host + p, nil
@@ -93,9 +111,10 @@ func Nexthop(r *rules.Route) (string, error) {
 	return "[" + host + "]" + p, nil
 }
 
-// Transport is the transport(5) result for route r: "splitrelay-NAME:NEXTHOP".
-func Transport(r *rules.Route) (string, error) {
-	nh, err := Nexthop(r)
+// Transport is the transport(5) result for route r and host choice c:
+// "splitrelay-NAME:NEXTHOP".
+func Transport(r *rules.Route, c rules.Choice) (string, error) {
+	nh, err := Nexthop(r, c)
 	if err != nil {
 		return "", err
 	}

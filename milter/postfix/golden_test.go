@@ -15,15 +15,26 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // goldenDir holds the expected outputs (repository testdata/postfix).
 const goldenDir = "../../testdata/postfix"
 
-// exampleRuleset is built by hand (no rules.Load): three routes covering a
+// exampleRuleset is built by hand (no rules.Load): routes covering a
 // bracketed host name with require_tls, an MX route with CA and host name
-// checks, and an IPv6 address on a custom port with require_ca_signed.
+// checks, an IPv6 address on a custom port, two primaries at 70/30 with a
+// secondary, and implicit TLS on 465 with two weighted secondaries.
 func exampleRuleset() *rules.Ruleset {
 	routes := map[string]*rules.Route{
 		"legacy": {Name: "legacy", Description: "On-prem Exchange", Host: "exchange.corp.example.com", Port: 25, RequireTLS: true},
 		"archive": {Name: "archive", Description: "Archive service\n(MX lookup)", Host: "archive.example.net", Port: 25,
 			MXLookup: true, RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
-		"lab": {Name: "lab", Host: "2001:db8::25", Port: 2525, RequireCASigned: true},
+		"lab": {Name: "lab", Host: "2001:db8::25", Port: 2525, RequireTLS: true},
+		"split": {Name: "split", Description: "Two Exchange servers at 70/30 and a backup",
+			Primary: []rules.Host{
+				{Host: "ex1.corp.example.com", Port: 25, Load: 70},
+				{Host: "ex2.corp.example.com", Port: 25, Load: 30},
+			},
+			Secondary:  []rules.Host{{Host: "backup.corp.example.com", Port: 2525, Load: 100}},
+			RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
+		"smtps": {Name: "smtps",
+			Primary:   []rules.Host{{Host: "a.example.org", Port: 465, Load: 100}},
+			Secondary: []rules.Host{{Host: "b.example.org", Port: 465, Load: 50}, {Host: "c.example.org", Port: 465, Load: 50}}},
 	}
 	return &rules.Ruleset{
 		Name: "example.toml",
@@ -33,7 +44,7 @@ func exampleRuleset() *rules.Ruleset {
 		},
 		Domains:    []string{"example.com", "example.org"},
 		Routes:     routes,
-		RouteNames: []string{"archive", "lab", "legacy"},
+		RouteNames: []string{"archive", "lab", "legacy", "smtps", "split"},
 	}
 }
 

@@ -22,15 +22,35 @@ func buildMaps(c *Config, routes []*rules.Route, suffix string) ([]MapFile, erro
 		return b.String()
 	}
 
+	// Per route, first match wins:
+	//   - each host label of a multiple-host route (rules/host.go) to the
+	//     route's transport with the next-hop list of that choice;
+	//   - any other label deferred: it was chosen under another host table
+	//     (mail queued before the tables changed), and only the host table
+	//     that chose it knows what it meant;
+	//   - the plain form to the route's hosts in file order.
+	// The generic map restores local@domain from both forms.
+	const anyLabel = `p[0-9]+(s[0-9]+)?`
 	var transport, generic [][2]string
 	for _, r := range routes {
-		t, err := Transport(r)
+		ns := quoteRegexp(r.Name) + `\.` + qs
+		for _, ch := range r.Labels() {
+			t, err := Transport(r, ch)
+			if err != nil {
+				return nil, err
+			}
+			transport = append(transport, [2]string{`/\.` + r.Label(ch) + `\.` + ns + `$/`, t})
+		}
+		t, err := Transport(r, rules.Choice{})
 		if err != nil {
 			return nil, err
 		}
-		ns := quoteRegexp(r.Name) + `\.` + qs
-		transport = append(transport, [2]string{`/\.` + ns + `$/`, t})
-		generic = append(generic, [2]string{`/^(.*)@(.*)\.` + ns + `$/`, "${1}@${2}"})
+		transport = append(transport,
+			[2]string{`/\.` + anyLabel + `\.` + ns + `$/`, "retry:4.3.5 unknown splitrelay host label"},
+			[2]string{`/\.` + ns + `$/`, t})
+		generic = append(generic,
+			[2]string{`/^(.*)@(.*)\.` + anyLabel + `\.` + ns + `$/`, "${1}@${2}"},
+			[2]string{`/^(.*)@(.*)\.` + ns + `$/`, "${1}@${2}"})
 	}
 	// A routed address whose route is gone (mail queued before a route was
 	// removed from the configuration) stays in the queue instead of being
@@ -43,7 +63,9 @@ func buildMaps(c *Config, routes []*rules.Route, suffix string) ([]MapFile, erro
 			Name: TransportMap,
 			Content: header(
 				"transport_maps (transport(5)): the routing namespace *."+suffix+" to the",
-				"splitrelay-<route> transports of master.cf and their next hops.",
+				"splitrelay-<route> transports of master.cf and their next hops; on routes",
+				"with several hosts, each host label (p<N>: primary N first; s<M>: then",
+				"secondary M first) to its ordered next-hop list.",
 			) + table(transport),
 		},
 		{

@@ -1,7 +1,10 @@
 package postfix
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/splitrelay/splitrelay/rules"
@@ -10,11 +13,13 @@ import (
 // service is route r's master.cf transport: a clone of the smtp(8) client
 // ("smtp unix - - n - - smtp") with its own syslog name, the generic map
 // that restores the original recipient, and the route's TLS requirements.
+// A multiple-host route is one transport too: its hosts are the next-hop
+// lists of the transport map (see Nexthop).
 //
 // Chroot is "n": the transport then needs nothing copied into the queue
 // directory (resolv.conf, CA certificates) whatever the distribution's
 // default is.
-func service(r *rules.Route, genericRef string) Service {
+func service(r *rules.Route, genericRef string) (Service, error) {
 	s := Service{
 		Name: ServicePrefix + r.Name, Type: "unix",
 		Private: "-", Unpriv: "-", Chroot: "n", Wakeup: "-", Maxproc: "-",
@@ -32,74 +37,107 @@ func service(r *rules.Route, genericRef string) Service {
 	} else {
 		s.Comments = append(s.Comments, "route "+r.Name)
 	}
-	params, notes := tlsParams(r)
+	if r.Multiple() {
+		s.Comments = append(s.Comments, "hosts: "+hostTables(r)+"; the milter picks the first host of each message by load, "+
+			"the transport map lists the others after it")
+	}
+	params, notes, err := tlsParams(r)
+	if err != nil {
+		return Service{}, err
+	}
 	s.Params = append(s.Params, params...)
 	s.Comments = append(s.Comments, notes...)
+	return s, nil
+}
+
+// hostTables describes the primary and secondary tables with their loads.
+func hostTables(r *rules.Route) string {
+	table := func(hs []rules.Host) string {
+		var parts []string
+		for _, h := range hs {
+			parts = append(parts, h.String()+" "+strconv.Itoa(h.Load)+"%")
+		}
+		return strings.Join(parts, ", ")
+	}
+	s := "primary " + table(r.Primary)
+	if len(r.Secondary) > 0 {
+		s += ", secondary " + table(r.Secondary)
+	}
 	return s
 }
 
+// ErrTLS is returned for route TLS options that Postfix cannot enforce
+// exactly; rules.Load refuses them already, so only a hand-built Ruleset
+// meets it.
+var ErrTLS = errors.New("postfix: TLS options Postfix cannot enforce")
+
 // tlsParams maps a route's TLS options to smtp(8) parameters (postconf(5):
-// smtp_tls_security_level, smtp_tls_verify_cert_match; TLS_README,
-// "Mandatory server certificate verification"):
+// smtp_tls_security_level, smtp_tls_verify_cert_match,
+// smtp_tls_wrappermode; TLS_README, "Mandatory server certificate
+// verification"). The mapping is exact; combinations Postfix cannot
+// express are refused, never weakened and never silently made stricter:
 //
-//	route options                          Postfix
-//	(none)                                 main.cf's level applies (usually "may")
-//	require_tls                            encrypt: TLS, certificate not checked
-//	require_ca_signed                      verify, match=hostname,nexthop,dot-nexthop
-//	validate_hostname (with or without CA) verify, match=hostname
+//	require_tls  require_ca_signed  validate_hostname   Postfix
+//	no           no                 no                  main.cf's level applies (Debian: "may", opportunistic)
+//	yes          no                 no                  encrypt: TLS, certificate not checked
+//	yes          yes                yes                 verify, match=hostname: CA-signed, names the host
+//	yes          yes                no                  refused: "verify" always checks a name too
+//	no           yes                any                 refused: a certificate needs TLS
+//	any          no                 yes                 refused: Postfix checks names only in CA-verified certificates
+//	validate_hostname with an IP address as host         refused: Postfix matches DNS names only
 //
-// Postfix cannot express two of these faithfully, and the mapping then
-// errs on the strict side, never the weak one:
-//   - require_ca_signed alone: Postfix has no level that checks the CA chain
-//     but no name. "verify" with the widest match (the server's host name,
-//     the next-hop domain or a subdomain of it) is the closest.
-//   - validate_hostname without require_ca_signed: Postfix checks a name
-//     only in a certificate whose chain it verified, so the certificate
-//     must be CA-signed too.
+// Port 465 (all hosts of a multiple-host route, rules/route.go) is SMTP over
+// implicit TLS: smtp_tls_wrappermode = yes, and at least "encrypt", which
+// wrapper mode requires (smtp_connect.c skips the host otherwise).
 //
-// With mx_lookup the host name that "hostname" matches comes from an MX
-// lookup that is not DNSSEC-validated: that is Postfix's "verify"; "secure"
-// would not trust it and would match the next-hop domain only.
+// With mx_lookup the host name that "hostname" matches is the MX host's,
+// from a lookup that is not DNSSEC-validated: that is Postfix's "verify";
+// "secure" would not trust it and would match the next-hop domain only.
+// On a multiple-host route each host of the next-hop list is matched
+// against its own name.
 //
 // When a requirement is set, smtp_tls_policy_maps is emptied for the
 // transport: an entry there for the same next hop would override the level.
 // Verification needs trust anchors (smtp_tls_CAfile or smtp_tls_CApath in
 // main.cf; Debian's main.cf sets smtp_tls_CApath=/etc/ssl/certs).
-func tlsParams(r *rules.Route) (params []Param, notes []string) {
+func tlsParams(r *rules.Route) (params []Param, notes []string, err error) {
+	switch {
+	case r.RequireCASigned && !r.RequireTLS:
+		return nil, nil, fmt.Errorf("%w: route %q: require_ca_signed needs require_tls", ErrTLS, r.Name)
+	case r.ValidateHostname && !r.RequireCASigned:
+		return nil, nil, fmt.Errorf("%w: route %q: validate_hostname needs require_ca_signed", ErrTLS, r.Name)
+	case r.RequireCASigned && !r.ValidateHostname:
+		return nil, nil, fmt.Errorf("%w: route %q: require_ca_signed without validate_hostname", ErrTLS, r.Name)
+	}
+	implicit := r.ImplicitTLS()
 	switch {
 	case r.ValidateHostname:
+		for _, h := range r.Order(rules.Choice{}) {
+			if _, err := netip.ParseAddr(h.Host); err == nil {
+				return nil, nil, fmt.Errorf("%w: route %q: validate_hostname with the IP address %s", ErrTLS, r.Name, h.Host)
+			}
+		}
 		params = []Param{
 			{"smtp_tls_security_level", "verify"},
 			{"smtp_tls_verify_cert_match", "hostname"},
 		}
-		note := "TLS: validate_hostname: verify, the certificate must be CA-signed and name the server's host name"
-		if !r.RequireCASigned {
-			note += " (Postfix checks names only in CA-signed certificates: stricter than validate_hostname alone)"
-		}
-		notes = append(notes, note)
-	case r.RequireCASigned:
-		params = []Param{
-			{"smtp_tls_security_level", "verify"},
-			{"smtp_tls_verify_cert_match", "hostname,nexthop,dot-nexthop"},
-		}
-		notes = append(notes, "TLS: require_ca_signed: verify; Postfix always matches a name too, so the certificate "+
-			"must name the host or the next-hop domain (stricter than require_ca_signed alone)")
+		notes = append(notes, "TLS: require_tls, require_ca_signed, validate_hostname: verify, the certificate must be CA-signed and name the server's host name")
 	case r.RequireTLS:
 		params = []Param{{"smtp_tls_security_level", "encrypt"}}
 		notes = append(notes, "TLS: require_tls: encrypt, TLS required, certificate not checked")
+	case implicit:
+		params = []Param{{"smtp_tls_security_level", "encrypt"}}
+		notes = append(notes, "TLS: port 465 is implicit TLS, so TLS is always used (encrypt), certificate not checked")
 	default:
 		notes = append(notes, "TLS: no requirement: main.cf's smtp_tls_security_level applies")
-		return nil, notes
+		return nil, notes, nil
 	}
-	if r.RequireCASigned || r.ValidateHostname {
-		host := strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
-		if _, err := netip.ParseAddr(host); err == nil {
-			notes = append(notes, "WARNING: Postfix matches certificate names against DNS names; with the IP address "+host+
-				" as next hop, verification fails unless the certificate names that address as a DNS name")
-		}
+	if implicit {
+		params = append(params, Param{"smtp_tls_wrappermode", "yes"})
+		notes = append(notes, "port 465: SMTP over implicit TLS (smtp_tls_wrappermode)")
 	}
 	params = append(params, Param{"smtp_tls_policy_maps", ""})
-	return params, notes
+	return params, notes, nil
 }
 
 // oneLine joins the lines of s, for use in a comment.

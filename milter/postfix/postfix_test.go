@@ -2,6 +2,7 @@ package postfix
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestNexthop(t *testing.T) {
 		{rules.Route{Host: "::ffff:192.0.2.1", Port: 25}, "[192.0.2.1]:25"},
 	}
 	for _, tc := range tests {
-		if got, err := Nexthop(&tc.route); err != nil || got != tc.want {
+		if got, err := Nexthop(&tc.route, rules.Choice{}); err != nil || got != tc.want {
 			t.Errorf("Nexthop(%+v) = %q, %v; want %q", tc.route, got, err, tc.want)
 		}
 	}
@@ -65,14 +66,47 @@ func TestNexthop(t *testing.T) {
 		{Host: "bad host"},
 		{Host: ""},
 		{Host: "example.net", Port: 70000},
+		{Primary: []rules.Host{{Host: "a.example", Port: 25, Load: 50}, {Host: "bad host", Port: 25, Load: 50}}},
 	} {
-		if got, err := Nexthop(&bad); err == nil {
+		if got, err := Nexthop(&bad, rules.Choice{}); err == nil {
 			t.Errorf("Nexthop(%+v) = %q, want an error", bad, got)
 		}
 	}
 }
 
+// TestNexthopList: a multiple-host route's next hop is the ordered list of
+// a host choice, chosen primary first, secondaries last.
+func TestNexthopList(t *testing.T) {
+	r := &rules.Route{Name: "legacy",
+		Primary: []rules.Host{
+			{Host: "a.example", Port: 25, Load: 50},
+			{Host: "192.0.2.2", Port: 2525, Load: 25},
+			{Host: "2001:db8::3", Port: 25, Load: 25},
+		},
+		Secondary: []rules.Host{{Host: "s1.example", Port: 25, Load: 60}, {Host: "s2.example", Port: 587, Load: 40}},
+	}
+	tests := []struct {
+		c    rules.Choice
+		want string
+	}{
+		{rules.Choice{}, "[a.example]:25,[192.0.2.2]:2525,[ipv6:2001:db8::3]:25,[s1.example]:25,[s2.example]:587"},
+		{rules.Choice{Primary: 1, Secondary: 1}, "[192.0.2.2]:2525,[ipv6:2001:db8::3]:25,[a.example]:25,[s2.example]:587,[s1.example]:25"},
+		{rules.Choice{Primary: 2}, "[ipv6:2001:db8::3]:25,[a.example]:25,[192.0.2.2]:2525,[s1.example]:25,[s2.example]:587"},
+	}
+	for _, tc := range tests {
+		if got, err := Nexthop(r, tc.c); err != nil || got != tc.want {
+			t.Errorf("Nexthop(%v) = %q, %v; want %q", tc.c, got, err, tc.want)
+		}
+	}
+	r.MXLookup = true
+	r.Primary = r.Primary[:1]
+	if got, err := Transport(r, rules.Choice{Secondary: 1}); err != nil || got != "splitrelay-legacy:a.example:25,s2.example:587,s1.example:25" {
+		t.Errorf("Transport with mx_lookup = %q, %v", got, err)
+	}
+}
+
 func TestTLSParams(t *testing.T) {
+	h := []rules.Host{{Host: "a.example", Port: 465, Load: 50}, {Host: "b.example", Port: 465, Load: 50}}
 	tests := []struct {
 		name  string
 		route rules.Route
@@ -82,20 +116,23 @@ func TestTLSParams(t *testing.T) {
 		{"none", rules.Route{Host: "h.example"}, "", "no requirement"},
 		{"require_tls", rules.Route{Host: "h.example", RequireTLS: true},
 			"smtp_tls_security_level=encrypt smtp_tls_policy_maps=", "certificate not checked"},
-		{"require_ca_signed", rules.Route{Host: "h.example", RequireCASigned: true},
-			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname,nexthop,dot-nexthop smtp_tls_policy_maps=", "stricter"},
-		{"require_tls+require_ca_signed", rules.Route{Host: "h.example", RequireTLS: true, RequireCASigned: true},
-			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname,nexthop,dot-nexthop smtp_tls_policy_maps=", "stricter"},
-		{"validate_hostname", rules.Route{Host: "h.example", ValidateHostname: true},
-			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname smtp_tls_policy_maps=", "stricter than validate_hostname alone"},
 		{"all", rules.Route{Host: "h.example", RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
 			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname smtp_tls_policy_maps=", "must be CA-signed and name"},
-		{"ip", rules.Route{Host: "192.0.2.1", RequireCASigned: true},
-			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname,nexthop,dot-nexthop smtp_tls_policy_maps=", "WARNING"},
+		{"all on MX hosts", rules.Route{Host: "h.example", MXLookup: true, RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
+			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname smtp_tls_policy_maps=", "must be CA-signed and name"},
+		{"465", rules.Route{Primary: h},
+			"smtp_tls_security_level=encrypt smtp_tls_wrappermode=yes smtp_tls_policy_maps=", "implicit TLS"},
+		{"465 require_tls", rules.Route{Primary: h, RequireTLS: true},
+			"smtp_tls_security_level=encrypt smtp_tls_wrappermode=yes smtp_tls_policy_maps=", "implicit TLS"},
+		{"465 all", rules.Route{Primary: h, RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
+			"smtp_tls_security_level=verify smtp_tls_verify_cert_match=hostname smtp_tls_wrappermode=yes smtp_tls_policy_maps=", "implicit TLS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			params, notes := tlsParams(&tc.route)
+			params, notes, err := tlsParams(&tc.route)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var got []string
 			for _, p := range params {
 				got = append(got, p.Name+"="+p.Value)
@@ -107,6 +144,19 @@ func TestTLSParams(t *testing.T) {
 				t.Errorf("notes %q do not say %q", notes, tc.note)
 			}
 		})
+	}
+	// What Postfix cannot enforce exactly is refused, never weakened.
+	for name, r := range map[string]rules.Route{
+		"ca alone":               {Host: "h.example", RequireTLS: true, RequireCASigned: true},
+		"ca without tls":         {Host: "h.example", RequireCASigned: true, ValidateHostname: true},
+		"hostname without ca":    {Host: "h.example", RequireTLS: true, ValidateHostname: true},
+		"hostname on an address": {Host: "192.0.2.1", RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
+		"hostname on a secondary address": {Primary: []rules.Host{{Host: "h.example", Port: 25, Load: 100}},
+			Secondary: []rules.Host{{Host: "2001:db8::1", Port: 25, Load: 100}}, RequireTLS: true, RequireCASigned: true, ValidateHostname: true},
+	} {
+		if params, _, err := tlsParams(&r); !errors.Is(err, ErrTLS) {
+			t.Errorf("%s: params %v, error %v; want ErrTLS", name, params, err)
+		}
 	}
 }
 
@@ -153,7 +203,7 @@ func TestGenerateOptions(t *testing.T) {
 	for _, s := range c.Master {
 		names = append(names, s.Name)
 	}
-	if got := strings.Join(names, " "); got != "splitrelay-archive splitrelay-lab splitrelay-legacy" {
+	if got := strings.Join(names, " "); got != "splitrelay-archive splitrelay-lab splitrelay-legacy splitrelay-smtps splitrelay-split" {
 		t.Errorf("services %s", got)
 	}
 	var b bytes.Buffer

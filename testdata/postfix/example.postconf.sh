@@ -60,8 +60,8 @@ add smtpd_recipient_restrictions first regexp:/etc/postfix/splitrelay/recipient_
 
 # master.cf
 # route archive: Archive service (MX lookup)
-# TLS: validate_hostname: verify, the certificate must be CA-signed and name
-# the server's host name
+# TLS: require_tls, require_ca_signed, validate_hostname: verify, the
+# certificate must be CA-signed and name the server's host name
 pc -M 'splitrelay-archive/unix = splitrelay-archive unix - - n - - smtp'
 pc -P \
 	'splitrelay-archive/unix/syslog_name = postfix/splitrelay-archive' \
@@ -71,19 +71,13 @@ pc -P \
 	'splitrelay-archive/unix/smtp_tls_verify_cert_match = hostname' \
 	'splitrelay-archive/unix/smtp_tls_policy_maps = '
 # route lab
-# TLS: require_ca_signed: verify; Postfix always matches a name too, so the
-# certificate must name the host or the next-hop domain (stricter than
-# require_ca_signed alone)
-# WARNING: Postfix matches certificate names against DNS names; with the IP
-# address 2001:db8::25 as next hop, verification fails unless the certificate
-# names that address as a DNS name
+# TLS: require_tls: encrypt, TLS required, certificate not checked
 pc -M 'splitrelay-lab/unix = splitrelay-lab unix - - n - - smtp'
 pc -P \
 	'splitrelay-lab/unix/syslog_name = postfix/splitrelay-lab' \
 	'splitrelay-lab/unix/smtp_generic_maps = regexp:/etc/postfix/splitrelay/generic' \
 	'splitrelay-lab/unix/smtp_fallback_relay = ' \
-	'splitrelay-lab/unix/smtp_tls_security_level = verify' \
-	'splitrelay-lab/unix/smtp_tls_verify_cert_match = hostname,nexthop,dot-nexthop' \
+	'splitrelay-lab/unix/smtp_tls_security_level = encrypt' \
 	'splitrelay-lab/unix/smtp_tls_policy_maps = '
 # route legacy: On-prem Exchange
 # TLS: require_tls: encrypt, TLS required, certificate not checked
@@ -94,5 +88,34 @@ pc -P \
 	'splitrelay-legacy/unix/smtp_fallback_relay = ' \
 	'splitrelay-legacy/unix/smtp_tls_security_level = encrypt' \
 	'splitrelay-legacy/unix/smtp_tls_policy_maps = '
+# route smtps
+# hosts: primary a.example.org:465 100%, secondary b.example.org:465 50%,
+# c.example.org:465 50%; the milter picks the first host of each message by
+# load, the transport map lists the others after it
+# TLS: port 465 is implicit TLS, so TLS is always used (encrypt), certificate
+# not checked
+# port 465: SMTP over implicit TLS (smtp_tls_wrappermode)
+pc -M 'splitrelay-smtps/unix = splitrelay-smtps unix - - n - - smtp'
+pc -P \
+	'splitrelay-smtps/unix/syslog_name = postfix/splitrelay-smtps' \
+	'splitrelay-smtps/unix/smtp_generic_maps = regexp:/etc/postfix/splitrelay/generic' \
+	'splitrelay-smtps/unix/smtp_fallback_relay = ' \
+	'splitrelay-smtps/unix/smtp_tls_security_level = encrypt' \
+	'splitrelay-smtps/unix/smtp_tls_wrappermode = yes' \
+	'splitrelay-smtps/unix/smtp_tls_policy_maps = '
+# route split: Two Exchange servers at 70/30 and a backup
+# hosts: primary ex1.corp.example.com:25 70%, ex2.corp.example.com:25 30%,
+# secondary backup.corp.example.com:2525 100%; the milter picks the first host
+# of each message by load, the transport map lists the others after it
+# TLS: require_tls, require_ca_signed, validate_hostname: verify, the
+# certificate must be CA-signed and name the server's host name
+pc -M 'splitrelay-split/unix = splitrelay-split unix - - n - - smtp'
+pc -P \
+	'splitrelay-split/unix/syslog_name = postfix/splitrelay-split' \
+	'splitrelay-split/unix/smtp_generic_maps = regexp:/etc/postfix/splitrelay/generic' \
+	'splitrelay-split/unix/smtp_fallback_relay = ' \
+	'splitrelay-split/unix/smtp_tls_security_level = verify' \
+	'splitrelay-split/unix/smtp_tls_verify_cert_match = hostname' \
+	'splitrelay-split/unix/smtp_tls_policy_maps = '
 
 # Now check with "postfix check" and apply with "postfix reload".
