@@ -3,26 +3,29 @@ package milter
 // Log keys are an API: fail2ban filters and Loki queries are written
 // against them. Add keys; never rename one.
 const (
-	KeyConnID     = "conn_id"
-	KeyClientAddr = "client_addr"
-	KeyClientName = "client_name"
-	KeyQueueID    = "queue_id"
-	KeyMailFrom   = "mail_from"
-	KeyRcpt       = "rcpt"        // the recipient as the client gave it
-	KeyRoutedRcpt = "routed_rcpt" // its routing-namespace form
-	KeyRule       = "rule"
-	KeyRoute      = "route"
-	KeyAction     = "action" // accept | route | copy | reject | tempfail
-	KeyReason     = "reason"
-	KeyKind       = "kind" // inbound | internal
-	KeyAccount    = "account"
-	KeyReply      = "reply"
-	KeyDryRun     = "dry_run"
-	KeyRcpts      = "rcpts"
-	KeyRouted     = "routed"
-	KeyCopies     = "copies"
-	KeyErr        = "err"
-	KeyStack      = "stack"
-	KeyDuration   = "duration_seconds"
-	KeyHost       = "host" // the route's host chosen for the message, host:port
+	KeyConnID      = "conn_id"
+	KeyClientAddr  = "client_addr"
+	KeyClientName  = "client_name"
+	KeyQueueID     = "queue_id"
+	KeyMailFrom    = "mail_from"
+	KeyRcpt        = "rcpt"        // the recipient as the client gave it
+	KeyRoutedRcpt  = "routed_rcpt" // its routing-namespace form
+	KeyRule        = "rule"
+	KeyRoute       = "route"
+	KeyAction      = "action" // accept | route | copy | reject | tempfail
+	KeyReason      = "reason"
+	KeyKind        = "kind" // inbound | internal
+	KeyAccount     = "account"
+	KeyReply       = "reply"
+	KeyDryRun      = "dry_run"
+	KeyRcpts       = "rcpts"
+	KeyRouted      = "routed"
+	KeyCopies      = "copies"
+	KeyErr         = "err"
+	KeyStack       = "stack"
+	KeyDuration    = "duration_seconds"
+	KeyAuth        = "auth"          // SASL login name
+	KeyRelay       = "relay"         // recipient or message judged by the relay policy
+	KeyNewMailFrom = "new_mail_from" // rewritten envelope sender
+	KeyHost        = "host"          // the route's host chosen for the message, host:port
 )

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -19,12 +20,12 @@ import (
 type session struct {
 	s      *Server
 	log    *slog.Logger // per connection
-	client string
+	client rules.Client
 
 	// the transaction in progress
 	rules      *rules.Ruleset
 	tlog       *slog.Logger
-	sender     string
+	env        rules.Envelope // Recipients: accepted so far
 	rcpts      []rcpt
 	headerFrom []string
 }
@@ -42,28 +43,48 @@ func (s *Server) newSession() *session {
 }
 
 func (ss *session) reset() {
-	ss.rules, ss.tlog, ss.sender = nil, nil, ""
+	ss.rules, ss.tlog = nil, nil
+	ss.env = rules.Envelope{Recipients: ss.env.Recipients[:0]}
 	ss.rcpts, ss.headerFrom = ss.rcpts[:0], ss.headerFrom[:0]
 }
 
 func (ss *session) NewConnection(gomilter.Modifier) error { return nil }
 
 func (ss *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
-	ss.client = addr
+	// Unix-socket and unknown clients have no address: no relay network
+	// can match them (fail closed).
+	if a, err := netip.ParseAddr(addr); err == nil {
+		ss.client.Addr = a.Unmap()
+	}
 	ss.log = ss.log.With(KeyClientAddr, addr, KeyClientName, host)
 	ss.log.Debug("client connected")
 	return gomilter.RespContinue, nil
 }
 
-func (ss *session) Helo(string, gomilter.Modifier) (*gomilter.Response, error) {
+// Helo records the HELO/EHLO name; after STARTTLS the client says EHLO
+// again and Postfix sends {tls_version} with it (milter_helo_macros).
+func (ss *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
+	ss.client.Helo = name
+	ss.client.TLS = m.Get(gomilter.MacroTlsVersion) != ""
 	return gomilter.RespContinue, nil
 }
 
+// MailFrom starts a transaction with the rules in force now; it keeps them
+// to the end even if a reload swaps them meanwhile.
 func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
 	ss.reset()
 	ss.rules = ss.s.rules.Load()
-	ss.sender = from
+	if m.Get(gomilter.MacroTlsVersion) != "" {
+		ss.client.TLS = true
+	}
+	ss.client.Auth = m.Get(gomilter.MacroAuthAuthen) // {auth_authen}: milter_mail_macros default
+	ss.env.Client = ss.client
+	ss.env.Sender = from
+	ss.env.SizeParam = sizeParam(esmtpArgs)
 	ss.tlog = ss.log.With(KeyMailFrom, from)
+	if ss.client.Auth != "" {
+		ss.tlog = ss.tlog.With(KeyAuth, ss.client.Auth)
+	}
 	return gomilter.RespContinue, nil
 }
 
@@ -73,17 +94,25 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 	if ss.rules == nil { // RCPT without MAIL: cannot happen with Postfix
 		return gomilter.RespTempFail, nil
 	}
-	if reply, reason, ok := ss.rules.CheckRecipient(addr); !ok {
-		log := ss.txLog(m).With(KeyRcpt, addr, KeyReason, reason, KeyReply, reply.String())
+	var u rules.Usage
+	if ss.rules.Relay != nil {
+		u = view{ss.s.usage}
+	}
+	r := ss.rules.CheckRcpt(ss.env, addr, u)
+	if r.Action == rules.Reject {
+		log := ss.txLog(m).With(KeyRcpt, addr, KeyReason, r.Reason, KeyReply, r.Reply.String(), KeyRelay, r.Relay)
 		if ss.rules.Milter.DryRun {
 			log.Info("recipient would be rejected", KeyAction, "reject", KeyDryRun, true)
 		} else {
 			log.Warn("recipient rejected", KeyAction, "reject")
 			ss.s.obs.Recipient("reject", "", "")
-			ss.s.obs.Rejected("routing_namespace")
-			return gomilter.RejectWithCodeAndReason(uint16(reply.Code), reply.Enhanced+" "+reply.Text)
+			ss.s.obs.Rejected(rejectLabel(r.Reply))
+			return gomilter.RejectWithCodeAndReason(uint16(r.Reply.Code), r.Reply.Enhanced+" "+r.Reply.Text)
 		}
+	} else if r.Relay {
+		ss.txLog(m).Info("relay recipient accepted", KeyRcpt, addr, KeyAction, "relay", KeyReason, r.Reason)
 	}
+	ss.env.Recipients = append(ss.env.Recipients, addr)
 	ss.rcpts = append(ss.rcpts, rcpt{addr: addr, args: esmtpArgs})
 	return gomilter.RespContinue, nil
 }
@@ -93,6 +122,7 @@ func (ss *session) Data(gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (ss *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+	ss.env.Size += int64(len(name) + len(value) + 4) // "name: value\r\n"
 	if strings.EqualFold(name, "From") {
 		ss.headerFrom = append(ss.headerFrom, strings.TrimSpace(value))
 	}
@@ -103,8 +133,11 @@ func (ss *session) Headers(gomilter.Modifier) (*gomilter.Response, error) {
 	return gomilter.RespContinue, nil
 }
 
-func (ss *session) BodyChunk([]byte, gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespSkip, nil
+// BodyChunk counts the real size; the body is only sent (without replies)
+// when the relay size limit is configured.
+func (ss *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (*gomilter.Response, error) {
+	ss.env.Size += int64(len(chunk))
+	return gomilter.RespContinue, nil
 }
 
 func (ss *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error) {
@@ -114,7 +147,7 @@ func (ss *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error
 func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer ss.observe("eom", ss.s.now())
 	defer func() {
-		ss.s.obs.Message(map[bool]string{true: "accept", false: "tempfail"}[resp == gomilter.RespAccept])
+		ss.s.obs.Message(outcome(resp))
 	}()
 	defer ss.recover("end of message", &resp, &err)
 	defer ss.reset()
@@ -123,17 +156,41 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		log.Error("message without transaction state; tempfail", KeyAction, "tempfail")
 		return gomilter.RespTempFail, nil
 	}
-	env := rules.Envelope{Sender: ss.sender, HeaderFrom: strings.Join(ss.headerFrom, ", ")}
+	env := ss.env
+	env.HeaderFrom = strings.Join(ss.headerFrom, ", ")
 	env.Rand = rand.IntN // picks the hosts of multiple-host routes by load
-	for _, r := range ss.rcpts {
-		env.Recipients = append(env.Recipients, r.addr)
-	}
 	d := ss.rules.Decide(env)
+	dry := ss.rules.Milter.DryRun
+	if d.Reject != nil {
+		log := log.With(KeyReply, d.Reject.String(), KeyReason, "message size over relay.limits.message_size", "size_bytes", max(env.Size, env.SizeParam))
+		if !dry {
+			log.Warn("message rejected", KeyAction, "reject")
+			ss.s.obs.Rejected(rejectLabel(*d.Reject))
+			return gomilter.RejectWithCodeAndReason(uint16(d.Reject.Code), d.Reject.Enhanced+" "+d.Reject.Text)
+		}
+		log.Info("message would be rejected", KeyAction, "reject", KeyDryRun, true)
+	}
+	if !dry {
+		for _, r := range d.Recipients {
+			if r.Action == rules.Reject {
+				// Accepted at RCPT TO, refused now: the rules cannot
+				// disagree with themselves, so something is wrong; keep
+				// the mail with the client rather than guess.
+				log.Error("recipient accepted at RCPT TO is refused at end of message; tempfail",
+					KeyRcpt, r.Address, KeyReason, r.Reason, KeyAction, "tempfail")
+				return gomilter.RespTempFail, nil
+			}
+		}
+	}
 	if err := ss.apply(m, log, d); err != nil {
 		// Changes sent so far are discarded by Postfix with the message:
 		// the client keeps it and retries. Nothing is half-routed.
 		log.Error("cannot apply decision; tempfail", KeyAction, "tempfail", KeyErr, err)
 		return gomilter.RespTempFail, nil
+	}
+	if d.Relay {
+		user, rcpts := ss.rules.UsageKeys(env)
+		ss.s.usage.record(user, rcpts)
 	}
 	return gomilter.RespAccept, nil
 }
@@ -191,7 +248,16 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 			}
 		}
 	}
-	log.Info("message decided", KeyKind, d.Kind.String(), KeyReason, d.KindReason,
+	if d.SenderRewritten {
+		log.Info(map[bool]string{false: "sender rewritten", true: "sender would be rewritten"}[dry],
+			KeyNewMailFrom, d.Sender, KeyReason, d.SenderReason, KeyAction, "rewrite_sender")
+		if !dry {
+			if err := m.ChangeFrom(d.Sender, ""); err != nil {
+				return fmt.Errorf("change sender to %s: %w", d.Sender, err)
+			}
+		}
+	}
+	log.Info("message decided", KeyKind, d.Kind.String(), KeyReason, d.KindReason, KeyRelay, d.Relay,
 		KeyRcpts, len(d.Recipients), KeyRouted, routed, KeyCopies, copies, KeyDryRun, dry)
 	return nil
 }
@@ -243,3 +309,44 @@ func (ss *session) Abort(gomilter.Modifier) error {
 }
 
 func (ss *session) Cleanup(gomilter.Modifier) {}
+
+// outcome labels an end-of-message response for the Observer.
+func outcome(r *gomilter.Response) string {
+	switch {
+	case r == gomilter.RespAccept:
+		return "accept"
+	case r == gomilter.RespTempFail || r == nil:
+		return "tempfail"
+	}
+	return "reject"
+}
+
+// rejectLabel is a stable metrics label for a reply.
+func rejectLabel(r rules.Reply) string {
+	switch r {
+	case rules.ReplyRelayDenied:
+		return "relay_denied"
+	case rules.ReplyInvalidCredential:
+		return "invalid_credentials"
+	case rules.ReplySendingDenied:
+		return "sending_denied"
+	case rules.ReplyStartTLS:
+		return "tls_required"
+	case rules.ReplyTooManyRcpts:
+		return "too_many_recipients"
+	case rules.ReplyUserDaily:
+		return "user_daily_limit"
+	case rules.ReplyOrgDaily:
+		return "org_daily_limit"
+	case rules.ReplyOrgPeak:
+		return "org_peak_limit"
+	case rules.ReplyTooBig:
+		return "message_size"
+	case rules.ReplyMultiBounce:
+		return "multi_recipient_bounce"
+	}
+	if r.Enhanced == "5.1.2" {
+		return "routing_namespace"
+	}
+	return "other"
+}

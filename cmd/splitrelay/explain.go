@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 
 	"github.com/splitrelay/splitrelay/milter/postfix"
@@ -18,7 +19,7 @@ const explainFlags = `  --from ADDR           envelope sender (MAIL FROM); "" fo
   --helo NAME           its HELO/EHLO name
   --auth USER           its SMTP AUTH identity
   --tls                 the session uses TLS
-                        (the last four are shown; the relay policy is not evaluated yet)
+                        (the last four feed the relay policy, for recipients outside our domains)
   --seed N              seed for picking the hosts of multiple-host routes by
                         load (default: random, as the milter picks them)
 `
@@ -65,13 +66,22 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 
 	// RCPT TO: recipients refused there never reach the end of the message.
 	rcptReject := map[int]rules.Recipient{}
-	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom, Rand: rand.IntN}
+	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom, Rand: rand.IntN,
+		Client: rules.Client{Helo: *helo, Auth: *auth, TLS: *tls}}
+	if *client != "" {
+		a, err := netip.ParseAddr(*client)
+		if err != nil {
+			return usageError(fs, "--client: %v", err)
+		}
+		env.Client.Addr = a.Unmap()
+	}
 	if set["seed"] {
 		env.Rand = rand.New(rand.NewPCG(*seed, *seed)).IntN
 	}
 	for i, addr := range to {
-		if reply, reason, ok := rs.CheckRecipient(addr); !ok {
-			rcptReject[i] = rules.Recipient{Address: addr, Action: rules.Reject, Reply: reply, Reason: reason + " (refused at RCPT TO)"}
+		if r := rs.CheckRcpt(env, addr, nil); r.Action == rules.Reject {
+			r.Reason += " (refused at RCPT TO)"
+			rcptReject[i] = r
 			continue
 		}
 		env.Recipients = append(env.Recipients, addr)
@@ -89,7 +99,15 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	w.field("", "message", d.Kind.String()+": "+d.KindReason)
 	if set["client"] || set["helo"] || set["auth"] || set["tls"] {
 		w.field("", "connection", connection(*client, *helo, *auth, *tls))
-		w.field("", "", "(the relay policy is not evaluated yet)")
+	}
+	if rs.Relay == nil {
+		w.field("", "relay", "no [relay] section: recipients outside our domains are left to Postfix")
+	}
+	if d.SenderRewritten {
+		w.field("", "sender", "rewritten to <"+d.Sender+">: "+d.SenderReason)
+	}
+	if d.Reject != nil {
+		w.field("", "message", "reject "+d.Reject.String()+" at end of message (message size)")
 	}
 	if rs.Milter.DryRun {
 		w.field("", "dry run", "yes: the milter only logs these decisions; Postfix delivers every recipient unchanged and nothing is rejected")
@@ -154,7 +172,16 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	if r.Action == rules.Reject {
 		w.field(in, "action", "reject "+r.Reply.String()+dry)
 		w.field(in, "postfix", "nothing: the recipient is refused")
-		w.field(in, "rule", or(r.Rule, "none (built-in routing namespace check)"))
+		switch {
+		case r.Relay:
+			w.field(in, "rule", "the [relay] policy (recipient outside our domains)")
+		case r.Rule != "":
+			w.field(in, "rule", r.Rule)
+		case r.Reply.Enhanced == "5.1.2":
+			w.field(in, "rule", "none (built-in routing namespace check)")
+		default:
+			w.field(in, "rule", "the [relay] policy")
+		}
 		w.field(in, "reason", r.Reason)
 		return
 	}
@@ -184,8 +211,10 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 		w.field(in, "rule", fmt.Sprintf("%q (copy via %s)", c.Rule, c.Route.Name))
 	}
 	w.field(in, "reason", r.Reason)
-	if r.Account == rules.External {
-		w.field(in, "relay", "not evaluated yet: Postfix's smtpd_relay_restrictions decide")
+	if r.Relay {
+		w.field(in, "relay", "allowed by the [relay] policy")
+	} else if r.Account == rules.External && rs.Relay == nil {
+		w.field(in, "relay", "not judged by splitrelay: Postfix's smtpd_relay_restrictions decide")
 	}
 }
 

@@ -163,6 +163,10 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 			Comment: "clients may never address the routing namespace, even with the milter off or in dry_run",
 		},
 	}
+	relaySet, relayMaps, relayNotes := relay(rs, c)
+	c.Main = append(c.Main, relaySet...)
+	c.Maps = append(c.Maps, relayMaps...)
+	c.Notes = append(c.Notes, relayNotes...)
 	c.Notes = append(c.Notes,
 		"WARNING: virtual_alias_maps and recipient_canonical_maps ARE applied to recipients the milter adds: "+
 			"no entry in them (a catch-all such as \"@example.com\", a regexp) may match an address ending in ."+suffix+".",

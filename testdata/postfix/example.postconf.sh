@@ -48,6 +48,8 @@ add transport_maps first regexp:/etc/postfix/splitrelay/transport regexp:/etc/po
 # clients may never address the routing namespace, even with the milter off or
 # in dry_run
 add smtpd_recipient_restrictions first regexp:/etc/postfix/splitrelay/recipient_access 'check_recipient_access regexp:/etc/postfix/splitrelay/recipient_access' "$cur_smtpd_recipient_restrictions"
+# No [relay] section: splitrelay leaves recipients outside
+# organization.domains to your smtpd_relay_restrictions.
 # WARNING: virtual_alias_maps and recipient_canonical_maps ARE applied to
 # recipients the milter adds: no entry in them (a catch-all such as
 # "@example.com", a regexp) may match an address ending in
