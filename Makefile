@@ -1,0 +1,49 @@
+# splitrelay — see README.md. Targets:
+#   make build   bin/splitrelay, version and commit from git
+#   make deps    Go modules, and (as root) the Debian packages the tests run
+#   make test    every test, including the end-to-end suite against a
+#                private Postfix (SPLITRELAY_E2E=1: it may not skip)
+#   make check   go vet, gofmt, staticcheck when installed
+#   make fuzz    every Fuzz target for FUZZTIME each
+#   make bench   Postfix throughput without and with the milter
+#   make demo    a private Postfix, three sinks and sample mail, explained
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO       ?= go
+FUZZTIME ?= 30s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: all build deps test check fuzz bench demo clean
+
+all: check build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/splitrelay ./cmd/splitrelay
+
+deps:
+	contrib/scripts/deps.sh
+
+test: deps
+	SPLITRELAY_E2E=1 $(GO) test -race -shuffle=on -count=1 ./...
+
+check:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
+	else echo "staticcheck not installed: skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) contrib/scripts/fuzz.sh
+
+bench:
+	contrib/scripts/bench.sh
+
+demo:
+	contrib/scripts/demo.sh
+
+clean:
+	rm -rf bin
