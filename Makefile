@@ -3,7 +3,7 @@
 #   make deps    Go modules, and (as root) the Debian packages the tests run
 #   make test    every test, including the end-to-end suite against a
 #                private Postfix (SPLITRELAY_E2E=1: it may not skip)
-#   make check   go vet, gofmt, staticcheck when installed
+#   make check   go vet, gofmt; staticcheck and shellcheck when installed
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make bench   Postfix throughput without and with the milter
 #   make demo    a private Postfix, three sinks and sample mail, explained
@@ -35,6 +35,8 @@ check:
 	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
 	else echo "staticcheck not installed: skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+	@if command -v shellcheck >/dev/null 2>&1; then shellcheck -x contrib/scripts/*.sh .ci/run; \
+	else echo "shellcheck not installed: skipped (apt-get install shellcheck)"; fi
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) contrib/scripts/fuzz.sh

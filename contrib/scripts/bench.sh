@@ -16,6 +16,7 @@
 # Environment: MESSAGES (2000), SESSIONS (10), ROUNDS (2), KEEP=1 keeps the
 # temporary directory.
 set -euo pipefail
+# shellcheck source=contrib/scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 MESSAGES=${MESSAGES:-2000}

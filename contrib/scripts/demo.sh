@@ -16,6 +16,7 @@
 # Exit status 0 when every recipient landed exactly where expected.
 # KEEP=1 keeps the temporary directory (configs, logs, sink dumps).
 set -euo pipefail
+# shellcheck source=contrib/scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need postfix postconf smtp-sink swaks setpriv
