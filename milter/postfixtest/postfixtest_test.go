@@ -94,6 +94,24 @@ func TestPostfix(t *testing.T) {
 		}
 	})
 
+	t.Run("starttls", func(t *testing.T) {
+		if in.Postconf(t, "-h", "smtpd_tls_security_level") != "may\n" {
+			t.Skip("no snakeoil certificate: the instance offers no STARTTLS")
+		}
+		before := len(sink.Messages(t))
+		tr, code := in.Send(t, postfixtest.Mail{From: "sender@external.test", To: []string{"frank@example.com"}, TLS: true})
+		if code != 0 || !strings.Contains(tr, "STARTTLS") {
+			t.Fatalf("exit %d:\n%s", code, tr)
+		}
+		if id, ok := postfixtest.QueueID(tr); !ok {
+			t.Errorf("no queue ID in a TLS transcript (%q):\n%s", id, tr)
+		}
+		m := sink.WaitMessages(t, before+1, wait)[before]
+		if !strings.Contains(m.Header.Get("Received"), "with ESMTPS") {
+			t.Errorf("Received = %q, want ESMTPS", m.Header.Get("Received"))
+		}
+	})
+
 	t.Run("deferred then flushed", func(t *testing.T) {
 		before := len(sink.Messages(t))
 		sink.Stop(t)
