@@ -54,15 +54,16 @@ func binary(t *testing.T) string {
 
 // site is one test's world: Postfix, the sinks and the daemon.
 type site struct {
-	t       *testing.T
-	bin     string
-	pf      *postfixtest.Instance
-	gmail   *postfixtest.Sink // normal delivery for example.com
-	sinks   map[string]*postfixtest.Sink
-	cfgPath string
-	network string // where the milter listens: "unix" or "tcp"
-	addr    string
-	d       *daemon
+	t        *testing.T
+	bin      string
+	pf       *postfixtest.Instance
+	gmail    *postfixtest.Sink // normal delivery for example.com
+	internet *postfixtest.Sink // the outside world: elsewhere.test
+	sinks    map[string]*postfixtest.Sink
+	cfgPath  string
+	network  string // where the milter listens: "unix" or "tcp"
+	addr     string
+	d        *daemon
 }
 
 // siteConfig is a configuration template: {{ROUTES}} is replaced by a
@@ -79,6 +80,7 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 	postfixtest.Require(t)
 	s := &site{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
 	s.gmail = postfixtest.StartSink(t, "gmail")
+	s.internet = postfixtest.StartSink(t, "internet")
 	var routes strings.Builder
 	for _, name := range routeNames {
 		sk := postfixtest.StartSink(t, name)
@@ -88,8 +90,9 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 	s.pf = postfixtest.Start(t, postfixtest.Options{
 		RelayDomains: []string{"example.com", "example.org"},
 		Transport: map[string]string{
-			"example.com": s.gmail.NextHop(),
-			"example.org": s.gmail.NextHop(),
+			"example.com":    s.gmail.NextHop(),
+			"example.org":    s.gmail.NextHop(),
+			"elsewhere.test": s.internet.NextHop(),
 		},
 	})
 	// The socket lives inside Postfix's queue directory, as in production
@@ -261,7 +264,7 @@ func (s *site) send(m postfixtest.Mail) string {
 func (s *site) landed(want map[string][]string) map[string][]postfixtest.Message {
 	s.t.Helper()
 	s.pf.WaitQueueEmpty(s.t, 30*time.Second)
-	all := map[string]*postfixtest.Sink{"gmail": s.gmail}
+	all := map[string]*postfixtest.Sink{"gmail": s.gmail, "internet": s.internet}
 	for n, sk := range s.sinks {
 		all[n] = sk
 	}

@@ -11,13 +11,13 @@ cd "$(dirname "$0")/../.."
 go mod download
 
 missing=()
-for b in postfix postconf postqueue smtp-sink smtp-source swaks; do
+for b in postfix postconf postqueue smtp-sink smtp-source swaks dovecot; do
 	command -v "$b" >/dev/null || missing+=("$b")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "deps.sh: missing ${missing[*]}; as root: apt-get install -y postfix swaks (or sudo make deps)" >&2
+	echo "deps.sh: missing ${missing[*]}; as root: apt-get install -y postfix swaks dovecot-core (or sudo make deps)" >&2
 	exit 1
 fi
 command -v apt-get >/dev/null || { echo "deps.sh: missing ${missing[*]} and no apt-get: install postfix and swaks" >&2; exit 1; }
@@ -26,4 +26,4 @@ export DEBIAN_FRONTEND=noninteractive
 # Install Postfix without a configuration: no prompt, no system mail set-up.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -q
-apt-get install -y -q postfix swaks
+apt-get install -y -q postfix swaks dovecot-core

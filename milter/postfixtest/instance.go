@@ -73,8 +73,8 @@ type Instance struct {
 //     or the network (smtp_host_lookup = native for named next hops);
 //   - queue_run_delay = 1s, minimal_backoff_time = 1s and
 //     maximal_backoff_time = 2s, so deferred mail is retried quickly;
-//   - smtpd TLS with Debian's snakeoil certificate when it exists, so
-//     Mail.TLS works.
+//   - smtpd TLS (security level may) with a self-signed certificate
+//     generated for the instance, so Mail.TLS works.
 func Start(t testing.TB, opt Options) *Instance {
 	t.Helper()
 	Require(t)
@@ -171,8 +171,7 @@ func (in *Instance) mainSettings(opt Options, dataDir string) map[string]string 
 		"biff":                     "no",
 		"append_dot_mydomain":      "no",
 	}
-	const cert, key = "/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-snakeoil.key"
-	if fileExists(cert) && fileExists(key) {
+	if cert, key, err := writeServerCert(in.ConfigDir, "mx.test.example"); err == nil {
 		s["smtpd_tls_cert_file"] = cert
 		s["smtpd_tls_key_file"] = key
 		s["smtpd_tls_security_level"] = "may"

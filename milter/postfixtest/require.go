@@ -78,10 +78,17 @@ func Require(t testing.TB) {
 	if err == nil {
 		return
 	}
+	missing(t, err.Error())
+}
+
+// missing skips the test for a missing prerequisite, or fails it under
+// SPLITRELAY_E2E=1.
+func missing(t testing.TB, what string) {
+	t.Helper()
 	if os.Getenv(EnvE2E) == "1" {
-		t.Fatalf("%v (%s=1: end-to-end tests may not be skipped)", err, EnvE2E)
+		t.Fatalf("%s (%s=1: end-to-end tests may not be skipped)", what, EnvE2E)
 	}
-	t.Skipf("%v; skipping (set %s=1 to make this a failure)", err, EnvE2E)
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", what, EnvE2E)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

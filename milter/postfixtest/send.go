@@ -31,7 +31,11 @@ type Mail struct {
 
 	Helo   string // EHLO argument; default "client.test"
 	Source string // local address to connect from, e.g. "127.0.0.2"; default the kernel's choice
-	TLS    bool   // STARTTLS before MAIL (swaks --tls); the private instance offers it with Debian's snakeoil certificate
+	TLS    bool   // STARTTLS before MAIL (swaks --tls); the private instance offers it with a generated certificate
+
+	// AuthUser and AuthPassword, when set, make swaks authenticate with
+	// SMTP AUTH PLAIN after EHLO (and STARTTLS when TLS is set).
+	AuthUser, AuthPassword string
 
 	// MailArgs are ESMTP parameters for MAIL FROM, e.g. "RET=HDRS ENVID=t1".
 	MailArgs string
@@ -119,6 +123,9 @@ func sendSwaks(t testing.TB, addr string, m Mail) (string, int) {
 	}
 	if m.TLS {
 		args = append(args, "--tls")
+	}
+	if m.AuthUser != "" {
+		args = append(args, "--auth", "PLAIN", "--auth-user", m.AuthUser, "--auth-password", m.AuthPassword)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout+5*time.Second)
 	defer cancel()
