@@ -34,6 +34,7 @@ type file struct {
 	Routes        map[string]fileRoute `toml:"routes"`
 	SplitDelivery []fileRule           `toml:"split_delivery"`
 	Relay         fileRelay            `toml:"relay"`
+	Metrics       fileMetrics          `toml:"metrics"`
 }
 
 type fileRelay struct {

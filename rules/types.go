@@ -25,6 +25,8 @@ type Ruleset struct {
 	// Relay is the [relay] section; nil leaves recipients outside our
 	// domains to the MTA's own relay restrictions.
 	Relay *Relay
+	// Metrics is the [metrics] section.
+	Metrics Metrics
 
 	users  map[string]bool     // normalised address -> registered user
 	groups map[string][]string // normalised group address -> flattened normalised members
