@@ -61,6 +61,12 @@ networks = [
 recipients_per_message = 2
 message_size = "4KB"
 `)
+	// First, as generated: Postfix itself refuses the outsider (defence in
+	// depth: mynetworks is exactly the enabled networks).
+	tr, _ := s.pf.Send(t, postfixtest.Mail{Source: "127.0.0.3", From: "scanner@example.com", To: []string{"x@elsewhere.test"}})
+	if r := rcptReply(tr, "x@elsewhere.test"); !strings.Contains(r, "Relay access denied") {
+		t.Errorf("generated Postfix settings let an outsider relay: %q\n%s", r, tr)
+	}
 	permissive(t, s)
 	allowed := func(m postfixtest.Mail) postfixtest.Mail {
 		m.Source, m.Helo = "127.0.0.2", "printer.example.com"
@@ -73,7 +79,7 @@ message_size = "4KB"
 
 	// Not in the networks (though Postfix would let it relay): refused,
 	// with Google's reply; its mail to us still flows.
-	tr, _ := s.pf.Send(t, outsider(postfixtest.Mail{From: "scanner@example.com", To: []string{"x@elsewhere.test", "alice@example.com"}}))
+	tr, _ = s.pf.Send(t, outsider(postfixtest.Mail{From: "scanner@example.com", To: []string{"x@elsewhere.test", "alice@example.com"}}))
 	if r := rcptReply(tr, "x@elsewhere.test"); !strings.HasPrefix(r, "550 5.7.0 Mail relay denied") {
 		t.Errorf("outsider relay: %q\n%s", r, tr)
 	}
@@ -145,6 +151,8 @@ func TestE2ERelayAuth(t *testing.T) {
 allowed_senders = "registered_users"
 require_network = false
 require_smtp_auth = true
+[relay.limits]
+user_messages_per_day = 1
 `)
 	dc := postfixtest.StartDovecot(t, map[string]string{"alice@example.com": "s3cret", "app@example.com": "app-pw"})
 	s.pf.EnableSASL(t, dc)
@@ -176,7 +184,16 @@ require_smtp_auth = true
 	if r := rcptReply(tr, "y@elsewhere.test"); !strings.HasPrefix(r, "550 5.7.0 Mail relay denied") {
 		t.Errorf("AUTH without TLS: %q\n%s", r, tr)
 	}
-	s.landed(map[string][]string{"internet": {"x@elsewhere.test"}})
+	// The rolling per-user limit: alice already relayed one message today.
+	tr, _ = s.pf.Send(t, authed(postfixtest.Mail{From: "alice@example.com", To: []string{"z@elsewhere.test"}}))
+	if r := rcptReply(tr, "z@elsewhere.test"); !strings.HasPrefix(r, "550 5.4.5 Daily SMTP relay limit exceeded for user") {
+		t.Errorf("second message of the day: %q\n%s", r, tr)
+	}
+	// app@ is another user with its own count.
+	app := authed(postfixtest.Mail{From: "app@example.com", To: []string{"z@elsewhere.test"}})
+	app.AuthUser, app.AuthPassword = "app@example.com", "app-pw"
+	s.send(app)
+	s.landed(map[string][]string{"internet": {"x@elsewhere.test", "z@elsewhere.test"}})
 }
 
 // TestE2ERelayAnySenderTLS: require_tls, and allowed_senders = any
