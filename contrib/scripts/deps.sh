@@ -20,7 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: missing ${missing[*]}; as root: apt-get install -y postfix swaks dovecot-core (or sudo make deps)" >&2
 	exit 1
 fi
-command -v apt-get >/dev/null || { echo "deps.sh: missing ${missing[*]} and no apt-get: install postfix and swaks" >&2; exit 1; }
+command -v apt-get >/dev/null || { echo "deps.sh: missing ${missing[*]} and no apt-get: install postfix, swaks and dovecot-core" >&2; exit 1; }
 
 export DEBIAN_FRONTEND=noninteractive
 # Install Postfix without a configuration: no prompt, no system mail set-up.
