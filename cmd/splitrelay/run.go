@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/splitrelay/splitrelay/milter"
+	"github.com/splitrelay/splitrelay/milter/metrics"
 )
 
 // drainTimeout bounds how long SIGTERM waits for Postfix to finish the SMTP
@@ -49,8 +50,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := milter.New(rs, log)
+	var ms *metricsServer
+	if rs.Metrics.Listen != "" {
+		m := metrics.New(buildVersion())
+		if ms, err = startMetrics(log, rs.Metrics.Listen, m); err != nil {
+			ln.Close()
+			log.Error("cannot listen for metrics", "listen", rs.Metrics.Listen, "err", err)
+			return 1
+		}
+		srv.SetObserver(m)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	sdNotify("READY=1")
 	log.Info("splitrelay started", "version", versionString(), "listen", rs.Milter.Listen,
 		"config", path, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
 
@@ -67,12 +79,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(log, level, srv, path)
+				sdNotify(sdReloading())
+				ms.reload(reload(log, level, srv, path))
+				sdNotify("READY=1")
 				continue
 			}
+			sdNotify("STOPPING=1")
 			log.Info("shutting down", "signal", sig.String(), "drain_timeout_seconds", drainTimeout.Seconds())
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 			err := srv.Shutdown(ctx)
+			ms.shutdown(ctx)
 			cancel()
 			if err != nil {
 				log.Warn("shutdown did not drain", "err", err)
@@ -87,13 +103,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 }
 
 // reload validates the file and swaps the rules atomically; on any problem
-// the running rules stay and every problem is logged.
-func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path string) {
+// the running rules stay and every problem is logged. It reports whether
+// the new file was applied.
+func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path string) bool {
 	old := srv.Rules()
 	rs, err := loadConfig(path)
 	if err != nil {
 		log.Error("reload refused; keeping the running rules", "config", path, "err", err)
-		return
+		return false
 	}
 	if rs.Milter.Listen != old.Milter.Listen {
 		log.Warn("milter.listen changed; restart splitrelay to apply it", "listen", old.Milter.Listen, "new_listen", rs.Milter.Listen)
@@ -108,6 +125,10 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 		log.Warn("log.format changed; restart splitrelay to apply it")
 	}
 	level.Set(parseLevel(rs.Log.Level))
+	if rs.Metrics.Listen != old.Metrics.Listen {
+		log.Warn("metrics.listen changed; restart splitrelay to apply it", "metrics_listen", old.Metrics.Listen, "new_metrics_listen", rs.Metrics.Listen)
+	}
 	srv.SetRules(rs)
 	log.Info("configuration reloaded", "config", path, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
+	return true
 }
