@@ -70,6 +70,15 @@ func New(rs *rules.Ruleset, log *slog.Logger) *Server {
 		gomilter.WithAction(Actions),
 		gomilter.WithMilter(func() gomilter.Milter { return s.newSession() }),
 		gomilter.WithNegotiationCallback(s.negotiate),
+		// Ask for the macros we read, per stage, so that an administrator
+		// who trimmed milter_*_macros cannot silently turn off TLS or AUTH
+		// detection (which would fail closed: relay refused). Postfix
+		// honours a milter's macro list (protocol 6, SMFIF_SETSYMLIST).
+		gomilter.WithMacroRequest(gomilter.StageHelo, []gomilter.MacroName{gomilter.MacroTlsVersion}),
+		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroTlsVersion}),
+		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId}),
+		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId}),
+		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(5*time.Minute),
 		gomilter.WithWriteTimeout(30*time.Second),
 	)
