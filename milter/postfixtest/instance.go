@@ -78,6 +78,21 @@ type Instance struct {
 func Start(t testing.TB, opt Options) *Instance {
 	t.Helper()
 	Require(t)
+	var err error
+	for range portAttempts {
+		var in *Instance
+		if in, err = start(t, opt); err == nil {
+			return in
+		}
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	t.Fatalf("postfixtest: %v", err)
+	return nil
+}
+
+func start(t testing.TB, opt Options) (*Instance, error) {
 	dir := makeTempDir(t, "splitrelay-pf-")
 	in := &Instance{
 		Dir:       dir,
@@ -90,15 +105,33 @@ func Start(t testing.TB, opt Options) *Instance {
 	t.Cleanup(func() { in.cleanup(t) })
 
 	if err := in.configure(opt); err != nil {
-		t.Fatalf("postfixtest: configure %s: %v", dir, err)
+		return nil, fmt.Errorf("configure %s: %w", dir, err)
 	}
-	if _, err := in.run("postfix", "start"); err != nil {
-		t.Fatalf("postfixtest: %v\n%s", err, tail(in.Log(), 40))
+	_, err := in.run("postfix", "start")
+	if err == nil {
+		// `postfix start` returns once master is initialised (master -w);
+		// master itself holds the smtpd listener.
+		var pid int
+		if pid, err = in.masterPID(); err == nil {
+			err = waitListen(pid, in.Port, nil, startTimeout)
+		}
 	}
-	if err := waitPort(in.Addr(), startTimeout); err != nil {
-		t.Fatalf("postfixtest: postfix started but smtpd does not answer: %v\n%s", err, tail(in.Log(), 40))
+	if err != nil {
+		if portTaken(in.Port) {
+			err = fmt.Errorf("%w (%w)", err, errPortTaken)
+		}
+		return nil, fmt.Errorf("%w\n%s", err, tail(in.Log(), 40))
 	}
-	return in
+	return in, nil
+}
+
+// masterPID reads master's pid file.
+func (in *Instance) masterPID() (int, error) {
+	data, err := os.ReadFile(filepath.Join(in.QueueDir, "pid", "master.pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
 
 // Addr is smtpd's address, "127.0.0.1:Port".

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,20 +104,88 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitPort waits until addr accepts TCP connections.
-func waitPort(addr string, timeout time.Duration) error {
+// errExited means a server process ended before it listened.
+var errExited = errors.New("exited")
+
+// errPortTaken means another process took the port FreePort found before
+// our server could bind it; Start and StartSink then try another port, up
+// to portAttempts times.
+var errPortTaken = errors.New("port taken by another process")
+
+const portAttempts = 3
+
+// portTaken reports whether something listens on 127.0.0.1:port.
+func portTaken(port int) bool {
+	l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return errors.Is(err, syscall.EADDRINUSE)
+	}
+	l.Close()
+	return false
+}
+
+// waitListen waits until process pid listens on 127.0.0.1:port, so that a
+// port someone else took since FreePort is not mistaken for ours (where
+// /proc cannot tell, until the port accepts connections). exited, if not
+// nil, delivers the process's end.
+func waitListen(pid, port int, exited <-chan error, timeout time.Duration) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
+		select {
+		case err := <-exited:
+			return fmt.Errorf("%w before listening on %s: %v", errExited, addr, err)
+		default:
+		}
+		yes, known := listening(pid, port)
+		if !known {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				yes = true
+			}
+		}
+		if yes {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not accept connections after %v: %w", addr, timeout, err)
+			if known {
+				return fmt.Errorf("process %d does not listen on %s after %v (port taken?)", pid, addr, timeout)
+			}
+			return fmt.Errorf("%s does not accept connections after %v", addr, timeout)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
+}
+
+// listening reports whether process pid has a socket listening on
+// 127.0.0.1:port, from /proc/net/tcp and /proc/PID/fd; known is false where
+// they cannot be read.
+func listening(pid, port int) (yes, known bool) {
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, false
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return false, !errors.Is(err, os.ErrPermission)
+	}
+	// local_address is the IPv4 address in host byte order and the port,
+	// in hex; state 0A is LISTEN.
+	local := map[string]bool{fmt.Sprintf("0100007F:%04X", port): true, fmt.Sprintf("7F000001:%04X", port): true}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && local[f[1]] && f[3] == "0A" {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && inodes[target] {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // run runs a program with a bounded time and returns its stdout; the error

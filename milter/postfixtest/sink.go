@@ -35,8 +35,7 @@ func StartSink(t testing.TB, name string) *Sink {
 	t.Helper()
 	Require(t)
 	dir := makeTempDir(t, "splitrelay-sink-")
-	s := &Sink{Name: name, Dir: dir, dumpDir: filepath.Join(dir, "dump"), Port: FreePort(t)}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	s := &Sink{Name: name, Dir: dir, dumpDir: filepath.Join(dir, "dump")}
 	t.Cleanup(func() {
 		s.Stop(t)
 		if t.Failed() {
@@ -53,7 +52,17 @@ func StartSink(t testing.TB, name string) *Sink {
 			t.Fatalf("postfixtest: %v", err)
 		}
 	}
-	s.Start(t)
+	var err error
+	for range portAttempts {
+		s.Port = FreePort(t)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		if err = s.start(); !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("postfixtest: %v", err)
+	}
 	return s
 }
 
@@ -70,6 +79,12 @@ func (s *Sink) Start(t testing.TB) {
 	if s.cmd != nil {
 		t.Fatalf("postfixtest: sink %s is already running", s.Name)
 	}
+	if err := s.start(); err != nil {
+		t.Fatalf("postfixtest: %v", err)
+	}
+}
+
+func (s *Sink) start() error {
 	args := []string{"-4", "-h", s.Name, "-d", filepath.Join(s.dumpDir, "%Y%m%d%H%M%S.")}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "nobody") // required as root
@@ -77,37 +92,30 @@ func (s *Sink) Start(t testing.TB) {
 	args = append(args, s.Addr, "256")
 	logf, err := os.OpenFile(filepath.Join(s.Dir, "sink.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatalf("postfixtest: %v", err)
+		return err
 	}
 	defer logf.Close()
 	cmd := exec.Command(tool("smtp-sink"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("postfixtest: start smtp-sink: %v", err)
+		return fmt.Errorf("start smtp-sink: %w", err)
 	}
 	s.cmd, s.done = cmd, make(chan error, 1)
 	go func() { s.done <- cmd.Wait() }()
 
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case err := <-s.done:
+	if err := waitListen(cmd.Process.Pid, s.Port, s.done, startTimeout); err != nil {
+		if errors.Is(err, errExited) {
 			s.cmd = nil
-			out, _ := os.ReadFile(filepath.Join(s.Dir, "sink.log"))
-			t.Fatalf("postfixtest: smtp-sink %s exited: %v\n%s", strings.Join(args, " "), err, out)
-		default:
+		} else {
+			s.kill()
 		}
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
+		if portTaken(s.Port) {
+			err = fmt.Errorf("%w (%w)", err, errPortTaken)
 		}
-		if time.Now().After(deadline) {
-			s.Stop(t)
-			t.Fatalf("postfixtest: smtp-sink on %s does not accept connections: %v", s.Addr, err)
-		}
-		time.Sleep(pollInterval)
+		out, _ := os.ReadFile(filepath.Join(s.Dir, "sink.log"))
+		return fmt.Errorf("smtp-sink %s: %w\n%s", strings.Join(args, " "), err, tail(string(out), 10))
 	}
+	return nil
 }
 
 // Stop kills smtp-sink (by PID) and waits for it to exit; connections to
@@ -115,25 +123,33 @@ func (s *Sink) Start(t testing.TB) {
 // from the dump directory: their clients never got a 250 for them.
 func (s *Sink) Stop(t testing.TB) {
 	t.Helper()
+	if err := s.kill(); err != nil {
+		t.Errorf("postfixtest: %v", err)
+	}
+}
+
+func (s *Sink) kill() error {
 	if s.cmd == nil {
-		return
+		return nil
 	}
 	p := s.cmd.Process
 	// Freeze it, so the set of unfinished dumps cannot change before it dies.
 	_ = p.Signal(syscall.SIGSTOP)
 	unfinished := s.openDumps()
 	_ = p.Kill()
+	s.cmd = nil
 	select {
 	case <-s.done:
 	case <-time.After(commandTimeout):
-		t.Errorf("postfixtest: smtp-sink pid %d did not exit after SIGKILL", p.Pid)
+		return fmt.Errorf("smtp-sink pid %d did not exit after SIGKILL", p.Pid)
 	}
-	s.cmd = nil
+	var errs []error
 	for _, f := range unfinished {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("postfixtest: %v", err)
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // openDumps returns the dump files smtp-sink has open: transactions in
