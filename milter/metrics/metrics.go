@@ -88,6 +88,9 @@ func New(version, commit string) *Metrics {
 	for _, o := range []string{"accept", "tempfail"} {
 		m.messages.WithLabelValues(o)
 	}
+	for _, st := range []string{"rcpt", "eom"} {
+		m.callback.WithLabelValues(st)
+	}
 	m.loaded()
 	return m
 }

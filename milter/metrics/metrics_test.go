@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +44,50 @@ func TestExposition(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("no %q in:\n%s", want, body)
 		}
+	}
+}
+
+// TestDashboard: the Grafana dashboard in contrib/ is valid JSON and only
+// queries metrics that this package exports.
+func TestDashboard(t *testing.T) {
+	data, err := os.ReadFile("../../contrib/grafana/splitrelay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	m := New("v", "c")
+	m.Recipient("route", "r", "rule") // vectors without labels yet are not gathered
+	m.Rejected("relay_denied")
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range families {
+		known[f.GetName()] = true
+	}
+	name := regexp.MustCompile(`splitrelay_[a-z_]+`)
+	n := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				n++
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+				if !known[base] {
+					t.Errorf("panel %q queries %s, which splitrelay does not export", p.Title, m)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no splitrelay metric in the dashboard")
 	}
 }
