@@ -293,8 +293,8 @@ func (in *Instance) Postconf(t testing.TB, args ...string) string {
 
 // Shell runs `sh -e -c script` and returns its combined output, failing the
 // test on error. MAIL_CONFIG names ConfigDir, so postconf and postfix
-// commands in the script reach this instance even without -c, and /usr/sbin
-// is in PATH. Use it to apply `splitrelay postfix --format postconf
+// commands in the script reach this instance even without -c, POSTFIX_DIR
+// names Dir and /usr/sbin is in PATH. Use it to apply `splitrelay postfix --format postconf
 // --postfix-config-dir ConfigDir` output.
 func (in *Instance) Shell(t testing.TB, script string) string {
 	t.Helper()
@@ -303,12 +303,11 @@ func (in *Instance) Shell(t testing.TB, script string) string {
 	cmd := exec.CommandContext(ctx, "sh", "-e", "-c", script)
 	cmd.Env = append(os.Environ(), in.env...)
 	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin", "POSTFIX_DIR="+in.Dir)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
+	out, _, err := runFiles(cmd, true)
 	if err != nil {
 		t.Fatalf("postfixtest: sh -e -c %q: %v\n%s", script, err, out)
 	}
-	return string(out)
+	return out
 }
 
 // Reload runs `postfix reload`: new processes read main.cf, master.cf and

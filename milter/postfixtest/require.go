@@ -1,7 +1,6 @@
 package postfixtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -195,11 +194,36 @@ func run(env []string, name string, args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tool(name), args...)
 	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	out, msg, err := runFiles(cmd, false)
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(msg))
 	}
-	return stdout.String(), nil
+	return out, nil
+}
+
+// runFiles runs cmd with its stdout and stderr (one file if combined) in
+// temporary files, not pipes: `postfix start` and `postfix reload` leave
+// background processes (master, postfix-script's checks) holding what they
+// inherited, so reading a pipe to EOF waits for them (seen: reload failing
+// with "WaitDelay expired before I/O complete").
+func runFiles(cmd *exec.Cmd, combined bool) (stdout, stderr string, err error) {
+	outf, err := os.CreateTemp("", "postfixtest-out-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.Remove(outf.Name())
+	defer outf.Close()
+	errf := outf
+	if !combined {
+		if errf, err = os.CreateTemp("", "postfixtest-err-"); err != nil {
+			return "", "", err
+		}
+		defer os.Remove(errf.Name())
+		defer errf.Close()
+	}
+	cmd.Stdout, cmd.Stderr = outf, errf
+	err = cmd.Run()
+	out, _ := os.ReadFile(outf.Name())
+	msg, _ := os.ReadFile(errf.Name())
+	return string(out), string(msg), err
 }
