@@ -7,6 +7,9 @@
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make bench   Postfix throughput without and with the milter
 #   make demo    a private Postfix, three sinks and sample mail, explained
+#   make package dist/*.deb and dist/*.rpm (amd64, arm64) with nfpm (go tool)
+#   make package-test  build, lintian, install, check and purge the .deb; inspect
+#                the .rpm (as root on Debian; part of make test)
 
 export PATH := /usr/local/go/bin:$(PATH)
 
@@ -16,7 +19,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build deps test check fuzz bench demo clean
+.PHONY: all build deps test check fuzz bench demo package package-test clean
 
 all: check build
 
@@ -28,6 +31,7 @@ deps:
 
 test: deps
 	SPLITRELAY_E2E=1 $(GO) test -race -shuffle=on -count=1 ./...
+	contrib/scripts/package-test.sh
 
 check:
 	$(GO) vet ./...
@@ -47,5 +51,11 @@ bench:
 demo:
 	contrib/scripts/demo.sh
 
+package:
+	contrib/scripts/package.sh
+
+package-test:
+	contrib/scripts/package-test.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# package-test.sh — build the .deb and .rpm for this machine's architecture
+# and check them as an administrator would meet them (run by `make test`,
+# so CI covers it; as root on Debian, else it says why and skips):
+#   lintian on the .deb: no errors (warnings are printed);
+#   dpkg -i (apt-get install -f for dependencies); the installed
+#   /usr/sbin/splitrelay check on the installed default config; the socket
+#   directory's owner and mode; systemd-analyze verify on the unit;
+#   a modified /etc/splitrelay/splitrelay.toml survives a reinstall;
+#   rpm -qpi / -qpl on the .rpm.
+# It leaves the machine as it found it: the package is purged and the
+# splitrelay user removed (if this script created them).
+set -euo pipefail
+export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
+cd "$(dirname "$0")/../.."
+
+say() { echo "package-test: $*"; }
+die() { echo "package-test: FAIL: $*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ] || ! command -v dpkg >/dev/null; then
+	say "skipped: needs root on Debian (installs and purges the package)"
+	exit 0
+fi
+if dpkg -s splitrelay >/dev/null 2>&1; then
+	say "skipped: a splitrelay package is already installed here; not touching it"
+	exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v lintian >/dev/null || need+=(lintian)
+command -v rpm >/dev/null || need+=(rpm)
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+arch=$(dpkg --print-architecture)
+rm -f dist/splitrelay*.deb dist/splitrelay*.rpm
+ARCHS=$arch contrib/scripts/package.sh
+deb=$(ls dist/splitrelay_*_"$arch".deb)
+rpmfile=$(ls dist/splitrelay-*.rpm)
+
+user_existed=0
+getent passwd splitrelay >/dev/null && user_existed=1
+cleanup() {
+	dpkg --purge splitrelay >/dev/null 2>&1 || true
+	if [ "$user_existed" = 0 ] && getent passwd splitrelay >/dev/null; then
+		userdel splitrelay || true
+	fi
+}
+trap cleanup EXIT
+
+say "lintian $deb"
+# lintian exits non-zero on errors; --fail-on error makes that explicit.
+lintian --fail-on error --tag-display-limit 0 --show-overrides "$deb" 2>&1 | grep -v '^running with root privileges' || true
+lintian --fail-on error "$deb" >/dev/null 2>&1 || die "lintian reports errors"
+
+say "dpkg -i $deb"
+if ! dpkg -i "$deb"; then
+	apt-get install -f -y -q
+fi
+dpkg -s splitrelay | grep -q '^Status: install ok installed' || die "not installed"
+
+say "installed check"
+/usr/sbin/splitrelay version
+/usr/sbin/splitrelay check -c /etc/splitrelay/splitrelay.toml || die "installed default config does not validate"
+
+say "socket directory"
+got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay)
+[ "$got" = "splitrelay:postfix 750" ] || die "/var/spool/postfix/splitrelay is $got, want splitrelay:postfix 750"
+echo "/var/spool/postfix/splitrelay $got"
+id splitrelay
+[ "$(id -gn splitrelay)" = postfix ] || die "splitrelay's group is $(id -gn splitrelay), want postfix"
+# The daemon as the unit runs it creates a socket Postfix can reach.
+# (setpriv: User=splitrelay Group=postfix without systemd.)
+if command -v setpriv >/dev/null; then
+	setpriv --reuid splitrelay --regid postfix --init-groups \
+		/usr/sbin/splitrelay run -c /etc/splitrelay/splitrelay.toml 2>/dev/null &
+	pid=$!
+	for _ in $(seq 100); do
+		[ -S /var/spool/postfix/splitrelay/milter.sock ] && break
+		sleep 0.1
+	done
+	got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay/milter.sock 2>/dev/null || echo missing)
+	kill -TERM "$pid"
+	wait "$pid" || true
+	[ "$got" = "splitrelay:postfix 660" ] || die "milter.sock is $got, want splitrelay:postfix 660"
+	echo "/var/spool/postfix/splitrelay/milter.sock $got"
+fi
+
+if command -v systemd-analyze >/dev/null; then
+	say "systemd-analyze verify"
+	out=$(systemd-analyze verify /lib/systemd/system/splitrelay.service 2>&1 || true)
+	# Documentation=man: pages are checked with man(1), absent on minimal
+	# systems; anything else is a problem with the unit.
+	bad=$(printf '%s\n' "$out" | grep -v "Command 'man " | grep -v '^$' || true)
+	[ -z "$bad" ] || die "systemd-analyze verify: $bad"
+	echo "ok"
+fi
+
+say "reinstall over a modified config"
+sed -i 's/^domains = \["example.com"\]/domains = ["example.com", "package-test.example"]/' /etc/splitrelay/splitrelay.toml
+grep -q package-test.example /etc/splitrelay/splitrelay.toml || die "could not modify the config"
+dpkg -i "$deb"
+grep -q package-test.example /etc/splitrelay/splitrelay.toml || die "reinstall overwrote the modified config"
+/usr/sbin/splitrelay check -c /etc/splitrelay/splitrelay.toml | grep -q package-test.example || die "modified config not in effect"
+echo "the modification survived: $(grep '^domains' /etc/splitrelay/splitrelay.toml)"
+
+say "rpm -qpi / -qpl $rpmfile"
+rpm -qpi "$rpmfile"
+files=$(rpm -qpl "$rpmfile")
+echo "$files"
+configs=$(rpm -qpc "$rpmfile")
+grep -qx /etc/splitrelay/splitrelay.toml <<<"$configs" || die "rpm: the config is not a %config file"
+grep -qx /usr/lib/systemd/system/splitrelay.service <<<"$files" || die "rpm: no unit"
+grep -qx /usr/sbin/splitrelay <<<"$files" || die "rpm: no binary"
+
+say "purge"
+dpkg --purge splitrelay
+[ ! -e /var/spool/postfix/splitrelay ] || die "purge left /var/spool/postfix/splitrelay"
+[ ! -e /etc/splitrelay/splitrelay.toml ] || die "purge left the config"
+[ ! -e /etc/systemd/system/multi-user.target.wants/splitrelay.service ] || die "purge left the unit enabled"
+say "ok"
