@@ -120,12 +120,18 @@ func TestPostfix(t *testing.T) {
 		if code != 0 || !ok {
 			t.Fatalf("exit %d:\n%s", code, tr)
 		}
-		e := in.WaitQueued(t, id, "deferred", wait)
-		if len(e.Recipients) != 1 || !strings.Contains(e.Recipients[0].DelayReason, "Connection refused") {
-			t.Errorf("deferred entry %+v", e)
+		in.WaitLog(t, id+`: to=<erin@example\.com>, relay=none, .*status=deferred \(connect to .*Connection refused\)`, wait)
+		if q := in.Queue(t); !strings.Contains(q, id) || !strings.Contains(q, "erin@example.com") || !strings.Contains(q, "Connection refused") {
+			t.Errorf("postqueue -p does not show %s deferred:\n%s", id, q)
 		}
-		if q := in.Queue(t); !strings.Contains(q, id) || !strings.Contains(q, "erin@example.com") {
-			t.Errorf("postqueue -p does not show %s:\n%s", id, q)
+		var entry *postfixtest.QueueEntry
+		for _, e := range in.QueueEntries(t) {
+			if e.QueueID == id {
+				entry = &e
+			}
+		}
+		if entry == nil || len(entry.Recipients) != 1 || !strings.Contains(entry.Recipients[0].DelayReason, "Connection refused") {
+			t.Errorf("postqueue -j entry for %s: %+v", id, entry)
 		}
 		sink.Start(t)
 		in.Flush(t)

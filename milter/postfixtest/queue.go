@@ -114,13 +114,14 @@ func (in *Instance) WaitQueued(t testing.TB, queueID, queueName string, timeout 
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, e := range in.QueueEntries(t) {
+		entries := in.QueueEntries(t)
+		for _, e := range entries {
 			if e.QueueID == queueID && e.QueueName == queueName {
 				return e
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("postfixtest: %s is not in the %s queue after %v; queue:\n%s", queueID, queueName, timeout, in.Queue(t))
+			t.Fatalf("postfixtest: %s is not in the %s queue after %v; queue: %+v", queueID, queueName, timeout, entries)
 		}
 		time.Sleep(pollInterval)
 	}
