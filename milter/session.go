@@ -195,13 +195,17 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 	return gomilter.RespAccept, nil
 }
 
+// Log messages for each action, real and dry run.
+var (
+	msgRouted = map[bool]string{false: "recipient routed", true: "recipient would be routed"}
+	msgCopied = map[bool]string{false: "recipient copied", true: "recipient would be copied"}
+	msgSender = map[bool]string{false: "sender rewritten", true: "sender would be rewritten"}
+)
+
 // apply turns the decision into recipient changes, logging one line per
 // routed or copied recipient and one summary line for the message.
 func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision) error {
-	rs := ss.rules
-	dry := rs.Milter.DryRun
-	verb := map[bool]string{false: "recipient routed", true: "recipient would be routed"}
-	copyVerb := map[bool]string{false: "recipient copied", true: "recipient would be copied"}
+	dry := ss.rules.Milter.DryRun
 	added := map[string]bool{}
 	var routed, copies int
 	for i, r := range d.Recipients {
@@ -210,21 +214,9 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 		case rules.Reject: // refused at RCPT already; in dry run, left alone
 			continue
 		case rules.Reroute:
-			to := rs.RoutedAddress(r.Address, r.Route, r.Choice)
-			if to == "" {
-				return fmt.Errorf("no routed form for %q", r.Address)
-			}
 			routed++
-			ss.s.obs.Recipient("route", r.Route.Name, r.Rule)
-			log.Info(verb[dry], KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, r.Route.Name,
-				KeyHost, r.Route.Chosen(r.Choice).String(), KeyRule, r.Rule, KeyAction, "route", KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
-			if !dry {
-				if err := m.DeleteRecipient(orig.addr); err != nil {
-					return fmt.Errorf("delete recipient %s: %w", orig.addr, err)
-				}
-				if err := ss.add(m, added, to, orig); err != nil {
-					return err
-				}
+			if err := ss.via(m, log, d, r, r.Route, r.Choice, r.Rule, "route", orig, added); err != nil {
+				return err
 			}
 		default:
 			ss.s.obs.Recipient("accept", "", "")
@@ -233,23 +225,14 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 			}
 		}
 		for _, c := range r.Copies {
-			to := rs.RoutedAddress(r.Address, c.Route, c.Choice)
-			if to == "" {
-				return fmt.Errorf("no routed form for %q", r.Address)
-			}
 			copies++
-			ss.s.obs.Recipient("copy", c.Route.Name, c.Rule)
-			log.Info(copyVerb[dry], KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, c.Route.Name,
-				KeyHost, c.Route.Chosen(c.Choice).String(), KeyRule, c.Rule, KeyAction, "copy", KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
-			if !dry {
-				if err := ss.add(m, added, to, orig); err != nil {
-					return err
-				}
+			if err := ss.via(m, log, d, r, c.Route, c.Choice, c.Rule, "copy", orig, added); err != nil {
+				return err
 			}
 		}
 	}
 	if d.SenderRewritten {
-		log.Info(map[bool]string{false: "sender rewritten", true: "sender would be rewritten"}[dry],
+		log.Info(msgSender[dry],
 			KeyNewMailFrom, d.Sender, KeyReason, d.SenderReason, KeyAction, "rewrite_sender")
 		if !dry {
 			if err := m.ChangeFrom(d.Sender, ""); err != nil {
@@ -260,6 +243,33 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 	log.Info("message decided", KeyKind, d.Kind.String(), KeyReason, d.KindReason, KeyRelay, d.Relay,
 		KeyRcpts, len(d.Recipients), KeyRouted, routed, KeyCopies, copies, KeyDryRun, dry)
 	return nil
+}
+
+// via sends recipient r through route (action "route": instead of normal
+// delivery; "copy": in addition to it), logging and counting it; in dry
+// run it only logs.
+func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, orig rcpt, added map[string]bool) error {
+	to := ss.rules.RoutedAddress(r.Address, route, choice)
+	if to == "" {
+		return fmt.Errorf("no routed form for %q", r.Address)
+	}
+	dry := ss.rules.Milter.DryRun
+	ss.s.obs.Recipient(action, route.Name, rule)
+	msg := msgCopied[dry]
+	if action == "route" {
+		msg = msgRouted[dry]
+	}
+	log.Info(msg, KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, route.Name, KeyHost, route.Chosen(choice).String(),
+		KeyRule, rule, KeyAction, action, KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
+	if dry {
+		return nil
+	}
+	if action == "route" {
+		if err := m.DeleteRecipient(orig.addr); err != nil {
+			return fmt.Errorf("delete recipient %s: %w", orig.addr, err)
+		}
+	}
+	return ss.add(m, added, to, orig)
 }
 
 // add adds a routing-namespace recipient once per message, carrying the
