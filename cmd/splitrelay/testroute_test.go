@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -221,4 +222,22 @@ func TestProbeImplicitTLS(t *testing.T) {
 	if res.Err == nil {
 		t.Errorf("STARTTLS probe of an implicit TLS server succeeded: %+v", res)
 	}
+}
+
+// FuzzSMTPReply: the probe's reply parser never panics, never reads past
+// the first complete reply, and bounds multi-line replies.
+func FuzzSMTPReply(f *testing.F) {
+	for _, s := range []string{"220 mx ESMTP\r\n", "250-mx\r\n250-STARTTLS\r\n250 SIZE\r\n", "250", "25", "250-\r\n", "abc\r\n", "250 ok\r\n221 bye\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &smtpConn{r: bufio.NewReader(bytes.NewReader(data))}
+		lines, err := c.expect(250)
+		if len(lines) > 101 {
+			t.Fatalf("%d lines accepted", len(lines))
+		}
+		if err == nil && len(lines) == 0 {
+			t.Fatal("success without a reply line")
+		}
+	})
 }

@@ -18,7 +18,12 @@
 //     dedicated transport splitrelay-<route> with the route's next hop;
 //     "[host]:port" suppresses MX lookups, "host:port" performs them, and an
 //     IPv6 address is written "[ipv6:2001:db8::1]:25" (smtp(8), "SMTP
-//     DESTINATION SYNTAX").
+//     DESTINATION SYNTAX"). A route with primary and secondary tables of
+//     hosts is still one transport: the milter adds a host label to the
+//     address (bob@example.com.p2.<route>.<suffix>: primary 2, picked by
+//     load for this message), and the map sends each label to a next-hop
+//     list (Postfix 3.5 and later) that starts with that host and falls
+//     back to the others, secondaries last.
 //   - Each splitrelay-<route> transport is a clone of the smtp service in
 //     master.cf (master(5)) with "-o smtp_generic_maps=regexp:.../generic";
 //     the generic table (generic(5)) turns the routed address back into
