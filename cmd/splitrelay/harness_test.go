@@ -31,6 +31,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary built for the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // binary builds splitrelay once per test run.
 func binary(t *testing.T) string {
 	t.Helper()
@@ -183,6 +192,7 @@ func (s *site) start() *daemon {
 	for {
 		if c, err := net.Dial(s.network, s.addr); err == nil {
 			c.Close()
+			d.waitLog(t, 10*time.Second, `msg="splitrelay started"`)
 			return d
 		}
 		select {

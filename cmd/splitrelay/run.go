@@ -35,6 +35,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// Catch signals before anything else: once the socket exists, a
+	// SIGHUP (systemctl reload) must reload, not kill the daemon with the
+	// default action.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	rs, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "splitrelay: %v\n", err)
@@ -66,9 +72,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("splitrelay started", "version", versionString(), "listen", rs.Milter.Listen,
 		"config", path, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-done:
