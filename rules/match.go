@@ -21,7 +21,7 @@ type Matcher struct {
 func (rs *Ruleset) parseMatcher(s string) (Matcher, error) {
 	kind, val, ok := strings.Cut(s, ":")
 	if !ok {
-		return Matcher{}, fmt.Errorf("%q: want address:, pattern: or group:", s)
+		return Matcher{}, fmt.Errorf("%q: want an address:, pattern: or group: entry", s)
 	}
 	m := Matcher{Kind: kind, Value: val}
 	switch kind {
@@ -47,7 +47,7 @@ func (rs *Ruleset) parseMatcher(s string) (Matcher, error) {
 		}
 		m.re = re
 	default:
-		return m, fmt.Errorf("%q: want address:, pattern: or group:", kind)
+		return m, fmt.Errorf("%q: want an address:, pattern: or group: entry", kind)
 	}
 	return m, nil
 }
