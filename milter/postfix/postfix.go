@@ -174,6 +174,13 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 			"(a submission service, for example) do not get these settings.",
 		"The splitrelay-* transports use only our generic map: an smtp_generic_maps of main.cf does not apply to the mail they deliver.",
 	)
+	for _, r := range routes {
+		if r.Multiple() {
+			c.Notes = append(c.Notes, "Routes with several hosts use next-hop lists in the transport map: Postfix 3.5 or later "+
+				"(postconf -h mail_version); older versions do not read them.")
+			break
+		}
+	}
 	return c, nil
 }
 

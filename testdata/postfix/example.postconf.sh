@@ -59,6 +59,8 @@ add smtpd_recipient_restrictions first regexp:/etc/postfix/splitrelay/recipient_
 # these settings.
 # The splitrelay-* transports use only our generic map: an smtp_generic_maps
 # of main.cf does not apply to the mail they deliver.
+# Routes with several hosts use next-hop lists in the transport map: Postfix
+# 3.5 or later (postconf -h mail_version); older versions do not read them.
 
 # master.cf
 # route archive: Archive service (MX lookup)
