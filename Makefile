@@ -45,10 +45,10 @@ check:
 fuzz:
 	FUZZTIME=$(FUZZTIME) contrib/scripts/fuzz.sh
 
-bench:
+bench: deps
 	contrib/scripts/bench.sh
 
-demo:
+demo: deps
 	contrib/scripts/demo.sh
 
 package:
