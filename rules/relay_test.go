@@ -246,3 +246,17 @@ org_recipients_per_10_minutes = 5`)
 		}
 	}
 }
+
+func TestDryRunRelayWarning(t *testing.T) {
+	rs := relayRules(t, "domain_addresses", netOnly)
+	if strings.Contains(rs.Summary(), "relay refusals too") {
+		t.Error("warning without dry run")
+	}
+	dry, err := Load("d.toml", []byte("[milter]\ndry_run = true\n[organization]\ndomains = [\"example.com\"]\n[relay]\nnetworks = []\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dry.Summary(), "relay refusals too") {
+		t.Errorf("dry run with a relay policy does not warn: %s", dry.Summary())
+	}
+}

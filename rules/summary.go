@@ -31,6 +31,9 @@ func (rs *Ruleset) Summary() string {
 	fmt.Fprintf(&b, "Milter listens on %s; routing namespace .%s", rs.Milter.Listen, rs.Milter.RoutingSuffix)
 	if rs.Milter.DryRun {
 		b.WriteString("; DRY RUN: decisions are logged, nothing is changed or rejected")
+		if rs.Relay != nil {
+			b.WriteString(" (relay refusals too: Postfix's own smtpd_relay_restrictions are then the only relay control, keep the generated ones)")
+		}
 	}
 	b.WriteString(".")
 	return b.String()
