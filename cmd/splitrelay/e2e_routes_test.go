@@ -222,7 +222,7 @@ port = %d
 require_tls = true
 `, plain.Port), nil)
 	id := s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"carol@example.com"}})
-	e := s.pf.WaitQueued(t, id, "deferred", 30*time.Second)
+	e := s.pf.WaitDeferred(t, id, 30*time.Second)
 	if len(e.Recipients) != 1 || !strings.Contains(e.Recipients[0].DelayReason, "TLS is required") {
 		t.Errorf("deferred entry %+v: want a delay reason about TLS", e)
 	}
@@ -262,7 +262,7 @@ require_ca_signed = true
 validate_hostname = true
 `, port), ca)
 	id := s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"carol@example.com"}})
-	e := s.pf.WaitQueued(t, id, "deferred", 30*time.Second)
+	e := s.pf.WaitDeferred(t, id, 30*time.Second)
 	if len(e.Recipients) != 1 || !strings.Contains(e.Recipients[0].DelayReason, "certificate") {
 		t.Errorf("deferred entry %+v: want a delay reason about the certificate", e)
 	}
@@ -280,7 +280,7 @@ validate_hostname = true
 	otherSrv := startSMTP(t, addr, "localhost", serverTLS{cert: &other})
 	s.pf.Flush(t)
 	s.pf.WaitLog(t, "certificate verification failed for localhost.*hostname mismatch", 30*time.Second)
-	s.pf.WaitQueued(t, id, "deferred", 30*time.Second)
+	s.pf.WaitDeferred(t, id, 30*time.Second)
 	if got := otherSrv.Rcpts(); len(got) != 0 {
 		t.Fatalf("the server with a certificate for another name received %q", got)
 	}

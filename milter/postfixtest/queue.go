@@ -148,3 +148,31 @@ func (in *Instance) WaitQueueEmpty(t testing.TB, timeout time.Duration) {
 		time.Sleep(pollInterval)
 	}
 }
+
+// WaitDeferred waits until queueID has been deferred: it is still queued
+// and a recipient carries a delay reason. Unlike WaitQueued(…,
+// "deferred"), it does not depend on catching the message in the deferred
+// queue itself: with the instance's one-second queue_run_delay, qmgr moves
+// deferred mail back to incoming and active for its retries within a
+// second, and a poller can keep missing the moment it sits in deferred.
+func (in *Instance) WaitDeferred(t testing.TB, queueID string, timeout time.Duration) QueueEntry {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		entries := in.QueueEntries(t)
+		for _, e := range entries {
+			if e.QueueID != queueID {
+				continue
+			}
+			for _, r := range e.Recipients {
+				if r.DelayReason != "" {
+					return e
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postfixtest: %s was not deferred within %v; queue: %+v", queueID, timeout, entries)
+		}
+		time.Sleep(pollInterval)
+	}
+}
