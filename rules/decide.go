@@ -102,12 +102,10 @@ func (rs *Ruleset) decideRelayMessage(env Envelope, sender address, senderOK boo
 	}
 }
 
+// decideRecipient applies split delivery to a recipient that CheckRcpt
+// has already let through (routing namespace refused, relay judged).
 func (rs *Ruleset) decideRecipient(kind Kind, sender address, senderOK bool, rawSender, rcpt string) Recipient {
 	r := Recipient{Address: rcpt}
-	if reply, reason, ok := rs.CheckRecipient(rcpt); !ok {
-		r.Action, r.Reply, r.Reason = Reject, reply, reason
-		return r
-	}
 	a, err := parseAddress(rcpt)
 	if err != nil {
 		r.Reason = "recipient address has no domain we can read; left to the MTA"
