@@ -2,7 +2,9 @@
 #   make build   bin/splitrelay, version and commit from git
 #   make deps    Go modules, and (as root) the Debian packages the tests run
 #   make test    every test, including the end-to-end suite against a
-#                private Postfix (SPLITRELAY_E2E=1: it may not skip)
+#                private Postfix (SPLITRELAY_E2E=1: it may not skip), with
+#                the machine's /etc/postfix and /etc/mail sealed off
+#                (contrib/scripts/test.sh)
 #   make check   go vet, gofmt; staticcheck and shellcheck when installed
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make bench   Postfix throughput without and with the milter
@@ -30,7 +32,7 @@ deps:
 	contrib/scripts/deps.sh
 
 test: deps
-	SPLITRELAY_E2E=1 $(GO) test -race -shuffle=on -count=1 ./...
+	contrib/scripts/test.sh
 	contrib/scripts/package-test.sh
 
 check:

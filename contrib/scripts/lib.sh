@@ -114,9 +114,9 @@ pf_setup() {
 	export MAIL_CONFIG="$PF_DIR/etc"
 	: >"$PF_DIR/etc/main.cf" # Postfix's defaults
 	: >"$PF_DIR/etc/transport"
-	for master in /etc/postfix/master.cf /etc/postfix/master.cf.proto /usr/share/postfix/master.cf.dist; do
-		[ -r "$master" ] && break
-	done
+	# The package's pristine master.cf; the machine's /etc/postfix is never read.
+	master=/usr/share/postfix/master.cf.dist
+	[ -r "$master" ] || die "$master not found: is the postfix package installed? (make deps)"
 	cp "$master" "$PF_DIR/etc/master.cf"
 	pc -F '*/*/chroot = n'
 	for svc in $(pc -M | awk '$2 == "inet" { print $1 "/inet" }'); do

@@ -12,23 +12,42 @@ import (
 	"time"
 )
 
-// postfixDir is a private copy of the host's Postfix configuration with
-// some settings of its own, so that the script must merge, not replace.
-func postfixDir(t *testing.T) (etc string) {
+// Templates the tests build private Postfix configurations from: the
+// files the Debian package ships, never the machine's /etc/postfix (the
+// site's configuration, which `make test` hides).
+const (
+	pristineMainCF   = "/usr/share/postfix/main.cf.debian" // what Debian's postinst starts main.cf from
+	pristineMasterCF = "/usr/share/postfix/master.cf.dist"
+)
+
+// requireTools skips without Postfix's commands, except under make test
+// (SPLITRELAY_E2E=1), where a missing tool is a failure.
+func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range []string{"postconf", "postmap"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("SPLITRELAY_E2E") == "1" {
+				t.Fatalf("%s not installed (run make deps)", tool)
+			}
 			t.Skipf("%s not installed", tool)
 		}
 	}
+}
+
+// postfixDir is a private Postfix configuration built from the package's
+// pristine files, with some settings of its own, so that the script must
+// merge, not replace.
+func postfixDir(t *testing.T) (etc string) {
+	t.Helper()
+	requireTools(t, "postconf", "postmap")
 	etc = filepath.Join(t.TempDir(), "etc")
 	if err := os.Mkdir(etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"main.cf", "master.cf"} {
-		data, err := os.ReadFile(filepath.Join("/etc/postfix", f))
+	for f, src := range map[string]string{"main.cf": pristineMainCF, "master.cf": pristineMasterCF} {
+		data, err := os.ReadFile(src)
 		if err != nil {
-			t.Skipf("no Postfix configuration to copy: %v", err)
+			t.Fatalf("Postfix's pristine configuration: %v", err)
 		}
 		if err := os.WriteFile(filepath.Join(etc, f), data, 0o644); err != nil {
 			t.Fatal(err)
@@ -171,10 +190,17 @@ func TestPostconfScript(t *testing.T) {
 // TestMapsPostmap looks addresses up in the generated tables with
 // postmap(1), the way Postfix will.
 func TestMapsPostmap(t *testing.T) {
-	if _, err := exec.LookPath("postmap"); err != nil {
-		t.Skip("postmap not installed")
-	}
+	requireTools(t, "postmap")
 	dir := t.TempDir()
+	// postmap reads main.cf even for a regexp table: give it an empty one
+	// (Postfix's defaults) of its own.
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "main.cf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Generate(exampleRuleset(), Options{MapDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +244,7 @@ func TestMapsPostmap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var stdout, stderr bytes.Buffer
-		cmd := exec.Command("postmap", "-q", tc.key, "regexp:"+filepath.Join(dir, tc.table))
+		cmd := exec.Command("postmap", "-c", etc, "-q", tc.key, "regexp:"+filepath.Join(dir, tc.table))
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
 		if stderr.Len() > 0 {

@@ -59,8 +59,8 @@ type Instance struct {
 // test failed).
 //
 // main.cf starts empty (Postfix's defaults, `postconf -d`) so nothing of the
-// machine's own configuration leaks in; master.cf is copied from
-// /etc/postfix (or the package's pristine copy) with every chroot switched
+// machine's own configuration leaks in; master.cf is copied from the
+// package's pristine copy (PristineMasterCF) with every chroot switched
 // off and every inet service replaced by one smtpd on 127.0.0.1:Port. On top
 // of the defaults Start sets:
 //   - inet_interfaces = 127.0.0.1, inet_protocols = ipv4, myhostname =
@@ -369,16 +369,16 @@ func compatibilityLevel() string {
 	return "2"
 }
 
-// copyMasterCF copies the machine's master.cf, or the package's pristine
-// one if the machine's is gone.
+// PristineMasterCF is the master.cf the Debian package ships, untouched by
+// any site: the only template a test may start from (the machine's own
+// /etc/postfix is the site's business and is never read).
+const PristineMasterCF = "/usr/share/postfix/master.cf.dist"
+
+// copyMasterCF copies the package's pristine master.cf.
 func copyMasterCF(dst string) error {
-	var errs []error
-	for _, src := range []string{"/etc/postfix/master.cf", "/etc/postfix/master.cf.proto", "/usr/share/postfix/master.cf.dist"} {
-		data, err := os.ReadFile(src)
-		if err == nil {
-			return os.WriteFile(dst, data, 0o644)
-		}
-		errs = append(errs, err)
+	data, err := os.ReadFile(PristineMasterCF)
+	if err != nil {
+		return fmt.Errorf("no master.cf to start from (is the postfix package installed?): %w", err)
 	}
-	return fmt.Errorf("no master.cf to start from: %w", errors.Join(errs...))
+	return os.WriteFile(dst, data, 0o644)
 }
