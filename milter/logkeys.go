@@ -28,4 +28,8 @@ const (
 	KeyRelay       = "relay"         // recipient or message judged by the relay policy
 	KeyNewMailFrom = "new_mail_from" // rewritten envelope sender
 	KeyHost        = "host"          // the route's host chosen for the message, host:port
+	KeyStoredRcpt  = "stored_rcpt"   // the recipient as the MTA stores it ({rcpt_addr})
+	KeySize        = "size_bytes"    // message size
+	KeyStage       = "stage"         // milter stage of an internal error: rcpt | end of message
+	KeyConfigID    = "config_id"     // short hash of the rules in force
 )

@@ -21,19 +21,25 @@ type session struct {
 	s      *Server
 	log    *slog.Logger // per connection
 	client rules.Client
+	mta    mta
 
 	// the transaction in progress
 	rules      *rules.Ruleset
+	tx         *rules.Tx
 	tlog       *slog.Logger
-	env        rules.Envelope // Recipients: accepted so far
-	rcpts      []rcpt
+	size       int64
 	headerFrom []string
 }
 
-type rcpt struct {
-	addr string // without angle brackets, as received
-	args string // ESMTP arguments of RCPT TO
-}
+// mta is the MTA at the other end, from the v macro at connect: the two
+// store recipients differently (see stored).
+type mta int
+
+const (
+	mtaUnknown  mta = iota
+	mtaPostfix      // v = "Postfix 3.7.11"
+	mtaSendmail     // v = "8.17.1.9"
+)
 
 var _ gomilter.Milter = (*session)(nil)
 
@@ -43,9 +49,8 @@ func (s *Server) newSession() *session {
 }
 
 func (ss *session) reset() {
-	ss.rules, ss.tlog = nil, nil
-	ss.env = rules.Envelope{Recipients: ss.env.Recipients[:0]}
-	ss.rcpts, ss.headerFrom = ss.rcpts[:0], ss.headerFrom[:0]
+	ss.rules, ss.tx, ss.tlog, ss.size = nil, nil, nil, 0
+	ss.headerFrom = ss.headerFrom[:0]
 }
 
 func (ss *session) NewConnection(gomilter.Modifier) error { return nil }
@@ -55,6 +60,12 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 	// can match them (fail closed).
 	if a, err := netip.ParseAddr(addr); err == nil {
 		ss.client.Addr = a.Unmap()
+	}
+	switch v := m.Get(gomilter.MacroMTAVersion); {
+	case strings.HasPrefix(v, "Postfix"):
+		ss.mta = mtaPostfix
+	case v != "" && v[0] >= '0' && v[0] <= '9':
+		ss.mta = mtaSendmail
 	}
 	ss.log = ss.log.With(KeyClientAddr, addr, KeyClientName, host)
 	ss.log.Debug("client connected")
@@ -78,9 +89,11 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 		ss.client.TLS = true
 	}
 	ss.client.Auth = m.Get(gomilter.MacroAuthAuthen) // {auth_authen}: milter_mail_macros default
-	ss.env.Client = ss.client
-	ss.env.Sender = from
-	ss.env.SizeParam = sizeParam(esmtpArgs)
+	var u rules.Usage
+	if ss.rules.Relay != nil {
+		u = view{ss.s.usage}
+	}
+	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), u)
 	ss.tlog = ss.log.With(KeyMailFrom, from)
 	if ss.client.Auth != "" {
 		ss.tlog = ss.tlog.With(KeyAuth, ss.client.Auth)
@@ -88,32 +101,48 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 	return gomilter.RespContinue, nil
 }
 
+// stored is the MTA's stored form of a recipient, "" when unknown.
+// Postfix's {rcpt_addr} is the recipient after smtpd's extraction and
+// trivial-rewrite's canonicalisation (source route, quotes and comments
+// resolved, $myorigin appended: smtpd_milter.c), which is what it
+// delivers to. Sendmail's {rcpt_addr} is the mailer's user part (no
+// domain for local mailers), so with Sendmail the plain RCPT argument is
+// preferred and {rcpt_addr} only used when it reads as an address.
+func (ss *session) stored(raw string, m gomilter.Modifier) string {
+	v := m.Get(gomilter.MacroRcptAddr)
+	if ss.mta == mtaSendmail {
+		if _, ok := rules.Canonical(raw); ok {
+			return raw
+		}
+		if _, err := rules.ParseAddress(v); err != nil {
+			return ""
+		}
+	}
+	return v
+}
+
 func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer ss.observe("rcpt", ss.s.now())
 	defer ss.recover("rcpt", &resp, &err)
-	if ss.rules == nil { // RCPT without MAIL: cannot happen with Postfix
+	if ss.tx == nil { // RCPT without MAIL: cannot happen with Postfix
 		return gomilter.RespTempFail, nil
 	}
-	var u rules.Usage
-	if ss.rules.Relay != nil {
-		u = view{ss.s.usage}
-	}
-	r := ss.rules.CheckRcpt(ss.env, addr, u)
-	if r.Action == rules.Reject {
-		log := ss.txLog(m).With(KeyRcpt, addr, KeyReason, r.Reason, KeyReply, r.Reply.String(), KeyRelay, r.Relay)
+	stored := ss.stored(addr, m)
+	v := ss.tx.Rcpt(rules.RcptIn{Raw: addr, Stored: stored, Args: esmtpArgs})
+	switch {
+	case v.Action == rules.Reject || v.Action == rules.Defer:
+		log := ss.txLog(m).With(KeyRcpt, addr, KeyStoredRcpt, stored, KeyReason, v.Reason, KeyReply, v.Reply.String(), KeyRelay, v.Relay)
 		if ss.rules.Milter.DryRun {
-			log.Info("recipient would be rejected", KeyAction, "reject", KeyDryRun, true)
-		} else {
-			log.Warn("recipient rejected", KeyAction, "reject")
-			ss.s.obs.Recipient("reject", "", "")
-			ss.s.obs.Rejected(rejectLabel(r.Reply))
-			return gomilter.RejectWithCodeAndReason(uint16(r.Reply.Code), r.Reply.Enhanced+" "+r.Reply.Text)
+			log.Info("recipient would be rejected", KeyAction, v.Action.String(), KeyDryRun, true)
+			break
 		}
-	} else if r.Relay {
-		ss.txLog(m).Info("relay recipient accepted", KeyRcpt, addr, KeyAction, "relay", KeyReason, r.Reason)
+		log.Warn("recipient rejected", KeyAction, v.Action.String())
+		ss.s.obs.Recipient(v.Action.String(), "", "")
+		ss.s.obs.Rejected(rejectLabel(v.Reply))
+		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Enhanced+" "+v.Reply.Text)
+	case v.Relay:
+		ss.txLog(m).Info("relay recipient accepted", KeyRcpt, addr, KeyAction, "relay", KeyReason, v.Reason)
 	}
-	ss.env.Recipients = append(ss.env.Recipients, addr)
-	ss.rcpts = append(ss.rcpts, rcpt{addr: addr, args: esmtpArgs})
 	return gomilter.RespContinue, nil
 }
 
@@ -122,7 +151,7 @@ func (ss *session) Data(gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (ss *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
-	ss.env.Size += int64(len(name) + len(value) + 4) // "name: value\r\n"
+	ss.size += int64(len(name) + len(value) + 4) // "name: value\r\n"
 	if strings.EqualFold(name, "From") {
 		ss.headerFrom = append(ss.headerFrom, strings.TrimSpace(value))
 	}
@@ -136,7 +165,7 @@ func (ss *session) Headers(gomilter.Modifier) (*gomilter.Response, error) {
 // BodyChunk counts the real size; the body is only sent (without replies)
 // when the relay size limit is configured.
 func (ss *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (*gomilter.Response, error) {
-	ss.env.Size += int64(len(chunk))
+	ss.size += int64(len(chunk))
 	return gomilter.RespContinue, nil
 }
 
@@ -152,17 +181,18 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 	defer ss.recover("end of message", &resp, &err)
 	defer ss.reset()
 	log := ss.txLog(m)
-	if ss.rules == nil {
+	if ss.tx == nil {
 		log.Error("message without transaction state; tempfail", KeyAction, "tempfail")
 		return gomilter.RespTempFail, nil
 	}
-	env := ss.env
-	env.HeaderFrom = strings.Join(ss.headerFrom, ", ")
-	env.Rand = rand.IntN // picks the hosts of multiple-host routes by load
-	d := ss.rules.Decide(env)
+	d := ss.tx.End(rules.Message{
+		HeaderFrom: strings.Join(ss.headerFrom, ", "),
+		Size:       ss.size,
+		Rand:       rand.IntN, // picks the hosts of multiple-host routes by load
+	})
 	dry := ss.rules.Milter.DryRun
 	if d.Reject != nil {
-		log := log.With(KeyReply, d.Reject.String(), KeyReason, "message size over relay.limits.message_size", "size_bytes", max(env.Size, env.SizeParam))
+		log := log.With(KeyReply, d.Reject.String(), KeyReason, "message size over relay.limits.message_size", KeySize, ss.size)
 		if !dry {
 			log.Warn("message rejected", KeyAction, "reject")
 			ss.s.obs.Rejected(rejectLabel(*d.Reject))
@@ -170,26 +200,14 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		}
 		log.Info("message would be rejected", KeyAction, "reject", KeyDryRun, true)
 	}
-	if !dry {
-		for _, r := range d.Recipients {
-			if r.Action == rules.Reject {
-				// Accepted at RCPT TO, refused now: the rules cannot
-				// disagree with themselves, so something is wrong; keep
-				// the mail with the client rather than guess.
-				log.Error("recipient accepted at RCPT TO is refused at end of message; tempfail",
-					KeyRcpt, r.Address, KeyReason, r.Reason, KeyAction, "tempfail")
-				return gomilter.RespTempFail, nil
-			}
-		}
-	}
 	if err := ss.apply(m, log, d); err != nil {
 		// Changes sent so far are discarded by Postfix with the message:
 		// the client keeps it and retries. Nothing is half-routed.
 		log.Error("cannot apply decision; tempfail", KeyAction, "tempfail", KeyErr, err)
 		return gomilter.RespTempFail, nil
 	}
-	if d.Relay {
-		user, rcpts := ss.rules.UsageKeys(env)
+	if d.Relay && !dry {
+		user, rcpts := d.UsageKeys()
 		ss.s.usage.record(user, rcpts)
 	}
 	return gomilter.RespAccept, nil
@@ -208,14 +226,13 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 	dry := ss.rules.Milter.DryRun
 	added := map[string]bool{}
 	var routed, copies int
-	for i, r := range d.Recipients {
-		orig := ss.rcpts[i]
+	for _, r := range d.Recipients {
 		switch r.Action {
-		case rules.Reject: // refused at RCPT already; in dry run, left alone
+		case rules.Reject, rules.Defer: // refused at RCPT already; in dry run, left alone
 			continue
 		case rules.Reroute:
 			routed++
-			if err := ss.via(m, log, d, r, r.Route, r.Choice, r.Rule, "route", orig, added); err != nil {
+			if err := ss.via(m, log, d, r, r.Route, r.Choice, r.Rule, "route", added); err != nil {
 				return err
 			}
 		default:
@@ -226,7 +243,7 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 		}
 		for _, c := range r.Copies {
 			copies++
-			if err := ss.via(m, log, d, r, c.Route, c.Choice, c.Rule, "copy", orig, added); err != nil {
+			if err := ss.via(m, log, d, r, c.Route, c.Choice, c.Rule, "copy", added); err != nil {
 				return err
 			}
 		}
@@ -248,11 +265,8 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 // via sends recipient r through route (action "route": instead of normal
 // delivery; "copy": in addition to it), logging and counting it; in dry
 // run it only logs.
-func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, orig rcpt, added map[string]bool) error {
-	to := ss.rules.RoutedAddress(r.Address, route, choice)
-	if to == "" {
-		return fmt.Errorf("no routed form for %q", r.Address)
-	}
+func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, added map[string]bool) error {
+	to := ss.rules.RoutedAddress(r.Addr, route, choice)
 	dry := ss.rules.Milter.DryRun
 	ss.s.obs.Recipient(action, route.Name, rule)
 	msg := msgCopied[dry]
@@ -265,21 +279,41 @@ func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, 
 		return nil
 	}
 	if action == "route" {
-		if err := m.DeleteRecipient(orig.addr); err != nil {
-			return fmt.Errorf("delete recipient %s: %w", orig.addr, err)
+		// Postfix matches a deletion against the recipient as smtpd
+		// first stored it (the queue file's original recipient, in
+		// internal form: cleanup_milter.c cleanup_del_rcpt), which it
+		// derives from the RCPT argument by dropping a source route and
+		// resolving quotes and comments; it applies the same resolution
+		// to what we send. Every recipient deleted this way has the same
+		// stored form, hence the same decision.
+		del := deletionForm(r.Address)
+		if err := m.DeleteRecipient(del); err != nil {
+			return fmt.Errorf("delete recipient %s: %w", del, err)
 		}
 	}
-	return ss.add(m, added, to, orig)
+	return ss.add(m, added, to, r)
+}
+
+// deletionForm is the RCPT argument without its source route
+// (@relay:user@domain), as smtpd's extract_addr truncates it before
+// storing the original recipient.
+func deletionForm(raw string) string {
+	if strings.HasPrefix(raw, "@") {
+		if i := strings.IndexByte(raw, ':'); i > 0 {
+			return raw[i+1:]
+		}
+	}
+	return raw
 }
 
 // add adds a routing-namespace recipient once per message, carrying the
 // original recipient's NOTIFY and ORCPT.
-func (ss *session) add(m gomilter.Modifier, added map[string]bool, to string, orig rcpt) error {
+func (ss *session) add(m gomilter.Modifier, added map[string]bool, to string, r rules.Recipient) error {
 	if added[to] {
 		return nil
 	}
 	added[to] = true
-	if err := m.AddRecipient(to, rcptArgs(orig.args, orig.addr)); err != nil {
+	if err := m.AddRecipient(to, rcptArgs(r.Args, r.Address)); err != nil {
 		return fmt.Errorf("add recipient %s: %w", to, err)
 	}
 	return nil
@@ -303,7 +337,7 @@ func (ss *session) txLog(m gomilter.Modifier) *slog.Logger {
 // accepted undecided.
 func (ss *session) recover(stage string, resp **gomilter.Response, err *error) {
 	if p := recover(); p != nil {
-		ss.log.Error("internal error; tempfail", "stage", stage, KeyAction, "tempfail", KeyErr, fmt.Sprint(p), KeyStack, string(debug.Stack()))
+		ss.log.Error("internal error; tempfail", KeyStage, stage, KeyAction, "tempfail", KeyErr, fmt.Sprint(p), KeyStack, string(debug.Stack()))
 		*resp, *err = gomilter.RespTempFail, nil
 	}
 }

@@ -11,23 +11,11 @@ import (
 // .invalid domain is not a system anyone may address.
 var routingReply = Reply{Code: 550, Enhanced: "5.1.2", Text: "Bad destination system address"}
 
-// CheckRecipient is the RCPT TO time check. It refuses a client-supplied
-// recipient that names the routing namespace in any form (as the domain,
-// after a percent hack or a bang path, with a trailing dot, in any case):
-// only the milter may put addresses there, or a client could pick a route
-// itself. ok is false with the reply to send and the reason to log.
-func (rs *Ruleset) CheckRecipient(addr string) (reply Reply, reason string, ok bool) {
-	if rs.inNamespace(addr) {
-		return routingReply, "recipient is in the routing namespace ." + rs.Milter.RoutingSuffix, false
-	}
-	return Reply{}, "", true
-}
-
 func (rs *Ruleset) inNamespace(addr string) bool {
 	s := strings.ToLower(addr)
 	suffix := rs.suffix
 	bare := suffix[1:]
-	if a, err := parseAddress(addr); err == nil && underDomain(a.domain, bare) {
+	if a, err := parseAddress(addr); err == nil && underDomain(a.ASCII, bare) {
 		return true
 	}
 	// Anywhere else in the address (user%host.route.suffix@ours,
@@ -35,99 +23,62 @@ func (rs *Ruleset) inNamespace(addr string) bool {
 	return strings.Contains(s, suffix) || strings.Contains(s, "@"+bare) || strings.HasPrefix(s, bare)
 }
 
-// RoutedAddress is addr rewritten into route r's routing namespace,
+// RoutedAddress is a rewritten into route r's routing namespace,
 // local@domain.<route>.<suffix>, or local@domain.<label>.<route>.<suffix>
 // on a multiple-host route with the host label of choice c (host.go);
 // Postfix's transport map sends it to the route's transport and hosts,
-// whose smtp_generic_maps restore local@domain.
-func (rs *Ruleset) RoutedAddress(addr string, r *Route, c Choice) string {
-	a, err := parseAddress(addr)
-	if err != nil {
-		return ""
-	}
+// whose smtp_generic_maps restore local@domain. The local part and the
+// domain are kept as stored (case, U-labels, subaddress), so the route's
+// server receives the address exactly as the MTA stored it.
+func (rs *Ruleset) RoutedAddress(a Address, r *Route, c Choice) string {
 	ns := r.Name + rs.suffix
 	if l := r.Label(c); l != "" {
 		ns = l + "." + ns
 	}
-	return a.local + "@" + a.domain + "." + ns
-}
-
-// Decide returns the decision for every recipient of env, as if they were
-// given one by one at RCPT TO (the relay policy, without the rolling
-// limits, which only RCPT TO time checks with a Usage), and for the
-// message: the size limit and the sender rewriting of relayed mail.
-func (rs *Ruleset) Decide(env Envelope) Decision {
-	d := Decision{Recipients: make([]Recipient, 0, len(env.Recipients))}
-	d.Kind, d.KindReason = rs.kind(env.HeaderFrom)
-	sender, senderOK := address{}, false
-	if env.Sender != "" {
-		if a, err := parseAddress(env.Sender); err == nil {
-			sender, senderOK = a, true
-		}
-	}
-	accepted := env
-	accepted.Recipients = make([]string, 0, len(env.Recipients))
-	for _, rcpt := range env.Recipients {
-		r := rs.CheckRcpt(accepted, rcpt, nil)
-		switch {
-		case r.Action == Reject:
-		case r.Relay:
-			d.Relay = true
-			accepted.Recipients = append(accepted.Recipients, rcpt)
-		default:
-			r = rs.decideRecipient(d.Kind, sender, senderOK, env.Sender, rcpt)
-			accepted.Recipients = append(accepted.Recipients, rcpt)
-		}
-		d.Recipients = append(d.Recipients, r)
-	}
-	if d.Relay {
-		rs.decideRelayMessage(env, sender, senderOK, &d)
-	}
-	d.choose(env.Rand)
-	return d
+	return quoteLocal(a.Local) + "@" + a.Domain + "." + ns
 }
 
 // decideRelayMessage applies the message-level relay policy: the real size
 // and, with allowed_senders = "any", the rewriting of a sender outside our
-// domains to postmaster@<our domain>.
-func (rs *Ruleset) decideRelayMessage(env Envelope, sender address, senderOK bool, d *Decision) {
-	if lim := rs.Relay.Limits.MessageSize; lim > 0 && max(env.Size, env.SizeParam) > lim {
+// domains to postmaster@<our domain>. It also names the registered user
+// whose rolling limits the message counts against.
+func (rs *Ruleset) decideRelayMessage(t *Tx, m Message, d *Decision) {
+	if lim := rs.Relay.Limits.MessageSize; lim > 0 && max(m.Size, t.sizeParam) > lim {
 		d.Reject = &ReplyTooBig
 	}
-	if rs.Relay.AllowedSenders == AnySender && env.Sender != "" && !(senderOK && rs.ours(sender.domain)) {
-		if dom := rs.postmasterDomain(env.Client); dom != "" {
+	if rs.Relay.AllowedSenders == AnySender && t.sender != "" && !(t.fromOK && rs.ours(t.from.ASCII)) {
+		if dom := rs.postmasterDomain(t.client); dom != "" {
 			d.Sender, d.SenderRewritten = "postmaster@"+dom, true
 			d.SenderReason = "sender outside our domains relayed with allowed_senders = any"
 		}
 	}
+	if t.fromOK && rs.users[t.from.Key] {
+		d.User = t.from.Key
+	}
 }
 
-// decideRecipient applies split delivery to a recipient that CheckRcpt
-// has already let through (routing namespace refused, relay judged).
-func (rs *Ruleset) decideRecipient(kind Kind, sender address, senderOK bool, rawSender, rcpt string) Recipient {
-	r := Recipient{Address: rcpt}
-	a, err := parseAddress(rcpt)
-	if err != nil {
-		r.Reason = "recipient address has no domain we can read; left to the MTA"
-		return r
-	}
-	if !rs.ours(a.domain) {
-		r.Reason = "recipient domain " + a.domain + " is not ours; split delivery does not apply"
-		return r
-	}
-	r.Account = rs.account(a)
+// split applies the split-delivery rules to an accepted recipient in our
+// domains: the first matching rule that changes the route wins, every
+// matching dual-delivery rule adds its copy (one per route, never via the
+// route the recipient already takes). With t.trace every rule's outcome
+// is recorded.
+func (rs *Ruleset) split(kind Kind, t *Tx, r *Recipient) {
 	for _, rule := range rs.Rules {
-		if !rule.affects(kind, r.Account) ||
-			!rs.matchAny(rule.Senders, sender, senderOK, rawSender) ||
-			!rs.matchAny(rule.Recipients, a, true, rcpt) {
-			continue
+		why := rs.mismatch(rule, kind, t, r)
+		if why == "" {
+			switch {
+			case rule.AlsoDeliver && r.hasCopy(rule.Route):
+				why = "matched; a copy via route " + rule.Route.Name + " is already added"
+			case rule.AlsoDeliver:
+				r.Copies = append(r.Copies, Copy{Route: rule.Route, Rule: rule.Name})
+			case r.Route != nil:
+				why = "matched; rule " + r.Rule + " already chose the route"
+			default:
+				r.Action, r.Route, r.Rule = Reroute, rule.Route, rule.Name
+			}
 		}
-		if rule.AlsoDeliver {
-			r.addCopy(rule)
-			continue
-		}
-		if r.Route == nil {
-			r.Action, r.Route, r.Rule = Reroute, rule.Route, rule.Name
+		if t.trace {
+			r.Trace = append(r.Trace, RuleTrace{Rule: rule.Name, Matched: why == "" || strings.HasPrefix(why, "matched"), Why: traceWhy(why, rule)})
 		}
 	}
 	// Never a copy via the route the recipient already takes.
@@ -148,16 +99,43 @@ func (rs *Ruleset) decideRecipient(kind Kind, sender address, senderOK bool, raw
 	default:
 		r.Reason = r.Account.String() + " " + kind.String() + " recipient: no rule matched; normal delivery"
 	}
-	return r
 }
 
-func (r *Recipient) addCopy(rule *Rule) {
+// mismatch says why rule does not match recipient r of a message of kind,
+// or "" when it matches.
+func (rs *Ruleset) mismatch(rule *Rule, kind Kind, t *Tx, r *Recipient) string {
+	if kind == Inbound && !rule.Messages.Inbound || kind == Internal && !rule.Messages.Internal {
+		return "messages: " + kind.String() + " messages are not selected"
+	}
+	if !rule.affects(kind, r.Account) {
+		return "accounts: " + r.Account.String() + " recipients are not selected"
+	}
+	if !rs.matchAny(rule.Senders, t.from, t.fromOK, t.sender) {
+		return "envelope senders: <" + t.sender + "> matches no entry"
+	}
+	if !rs.matchAny(rule.Recipients, r.Addr, true, r.Address) {
+		return "envelope recipients: " + r.Addr.String() + " matches no entry"
+	}
+	return ""
+}
+
+func traceWhy(why string, rule *Rule) string {
+	if why != "" {
+		return why
+	}
+	if rule.AlsoDeliver {
+		return "matched: copy via route " + rule.Route.Name
+	}
+	return "matched: route " + rule.Route.Name
+}
+
+func (r *Recipient) hasCopy(route *Route) bool {
 	for _, c := range r.Copies {
-		if c.Route == rule.Route {
-			return
+		if c.Route == route {
+			return true
 		}
 	}
-	r.Copies = append(r.Copies, Copy{Route: rule.Route, Rule: rule.Name})
+	return false
 }
 
 // kind classifies the message by its From header: internal when every
@@ -185,6 +163,10 @@ func (rs *Ruleset) kind(headerFrom string) (Kind, string) {
 // (RFC 5322 mailbox-list, RFC 2047 display names). When strict parsing
 // fails, the addr-specs in angle brackets are used.
 func fromDomains(v string) []string {
+	// Postfix hands the milter a folded header with its line breaks;
+	// unfold it (RFC 5322 2.2.3) or a From with several authors, or one
+	// long one, reads as unparseable and the message as inbound.
+	v = unfold(v)
 	var addrs []string
 	if list, err := mail.ParseAddressList(v); err == nil {
 		for _, a := range list {
@@ -206,8 +188,8 @@ func fromDomains(v string) []string {
 	}
 	var out []string
 	for _, s := range addrs {
-		if a, err := parseAddress(s); err == nil && !strings.HasPrefix(a.domain, "[") {
-			out = append(out, a.domain)
+		if a, err := parseAddress(s); err == nil && !strings.HasPrefix(a.ASCII, "[") {
+			out = append(out, a.ASCII)
 		} else {
 			return nil // one unreadable author: do not call it internal
 		}
@@ -225,4 +207,14 @@ func (rs *Ruleset) internalDomain(d string) bool {
 		}
 	}
 	return false
+}
+
+// unfold removes the CRLF (or bare LF) of folded header lines, keeping the
+// white space that follows.
+func unfold(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	v = strings.ReplaceAll(v, "\r\n", "\n")
+	return strings.ReplaceAll(strings.ReplaceAll(v, "\n\t", "\t"), "\n ", " ")
 }

@@ -72,7 +72,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := rs.Decide(Envelope{Sender: tt.sender, HeaderFrom: tt.headerFrom, Recipients: []string{tt.rcpt}})
+			d := decide(rs, Envelope{Sender: tt.sender, HeaderFrom: tt.headerFrom, Recipients: []string{tt.rcpt}})
 			if d.Kind != tt.wantKind {
 				t.Errorf("kind = %v (%s), want %v", d.Kind, d.KindReason, tt.wantKind)
 			}
@@ -133,7 +133,7 @@ also_deliver = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := rs.Decide(Envelope{Sender: "x@elsewhere.test", Recipients: []string{"u@example.com", "u2@example.com"}})
+	d := decide(rs, Envelope{Sender: "x@elsewhere.test", Recipients: []string{"u@example.com", "u2@example.com"}})
 	for _, r := range d.Recipients {
 		// first route-changing rule wins; one copy per route; no copy via
 		// the route already taken.
@@ -152,15 +152,24 @@ func TestRoutedAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for in, want := range map[string]string{
-		"Carol@Example.COM":     "Carol@example.com.legacy.splitrelay.invalid",
-		"x@bücher.example":      "x@xn--bcher-kva.example.legacy.splitrelay.invalid",
+		// Case, U-labels and subaddresses are kept: the route's server
+		// receives the address exactly as stored.
+		"Carol@Example.COM":     "Carol@Example.COM.legacy.splitrelay.invalid",
+		"x@bücher.example":      "x@bücher.example.legacy.splitrelay.invalid",
 		`"a b"@example.com.`:    `"a b"@example.com.legacy.splitrelay.invalid`,
+		`"alice"@example.com`:   `alice@example.com.legacy.splitrelay.invalid`,
+		`"a\"b"@example.com`:    `"a\"b"@example.com.legacy.splitrelay.invalid`,
 		"@r.test:z@example.com": "z@example.com.legacy.splitrelay.invalid",
+		"bob+tag@example.com":   "bob+tag@example.com.legacy.splitrelay.invalid",
 	} {
-		if got := rs.RoutedAddress(in, rs.Routes["legacy"], Choice{}); got != want {
+		a, err := ParseAddress(in)
+		if err != nil {
+			t.Fatalf("ParseAddress(%q): %v", in, err)
+		}
+		if got := rs.RoutedAddress(a, rs.Routes["legacy"], Choice{}); got != want {
 			t.Errorf("RoutedAddress(%q) = %q, want %q", in, got, want)
 		}
-		if _, _, ok := rs.CheckRecipient(want); ok {
+		if !rs.inNamespace(want) {
 			t.Errorf("routed form %q not refused at RCPT", want)
 		}
 	}
@@ -173,5 +182,68 @@ func TestSummaryMentionsDryRun(t *testing.T) {
 	}
 	if !strings.Contains(rs.Summary(), "DRY RUN") {
 		t.Error(rs.Summary())
+	}
+}
+
+// The stored form decides (Postfix's {rcpt_addr}, lower-cased by its
+// resolver); the client's own form is routed when it is the same address,
+// so the route's server sees it as written. Measured forms: see
+// TestAddressProbe in milter/postfixtest.
+func TestStoredForm(t *testing.T) {
+	rs, err := loadTestdata(t, "valid.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		raw, stored string
+		action      Action
+		account     Account
+		routed      string // with Reroute
+	}{
+		{"@relay.test:zed@example.com", "zed@example.com", Reroute, Unrecognized, "zed@example.com.legacy.splitrelay.invalid"},
+		{`"alice"@example.com`, "alice@example.com", Keep, User, ""},
+		{"alice(x)@example.com", "alice@example.com", Keep, User, ""},
+		{"zed", "zed@example.com", Reroute, Unrecognized, "zed@example.com.legacy.splitrelay.invalid"},
+		{" zed@example.com ", "zed@example.com", Reroute, Unrecognized, "zed@example.com.legacy.splitrelay.invalid"},
+		{"ZOE2@EXAMPLE.COM", "zoe2@example.com", Reroute, Unrecognized, "ZOE2@EXAMPLE.COM.legacy.splitrelay.invalid"},
+		{`"zed"@EXAMPLE.com.`, "zed@example.com", Reroute, Unrecognized, "zed@EXAMPLE.com.legacy.splitrelay.invalid"},
+		{"@example.com", `""@example.com`, Reroute, Unrecognized, `""@example.com.legacy.splitrelay.invalid`},
+		{`"a b"@example.com`, `"a b"@example.com`, Reroute, Unrecognized, `"a b"@example.com.legacy.splitrelay.invalid`},
+		{"x@bücher.example", "x@bücher.example", Reroute, Unrecognized, "x@bücher.example.legacy.splitrelay.invalid"},
+		// {rcpt_addr} missing: plain forms are read, others tempfailed.
+		{"Carol@Example.com", "", Reroute, Unrecognized, "Carol@Example.com.legacy.splitrelay.invalid"},
+		{"zed", "", Defer, External, ""},
+		{"alice(x)@example.com", "", Defer, External, ""},
+		{"elsewhere.test!zed", "", Defer, External, ""},
+		{"x@elsewhere.test", "", Keep, External, ""},
+		// An unreadable stored form is never guessed.
+		{"zed", "zed@", Defer, External, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw+"|"+tt.stored, func(t *testing.T) {
+			tx := rs.Begin(Client{}, "x@partner.example", 0, nil)
+			v := tx.Rcpt(RcptIn{Raw: tt.raw, Stored: tt.stored})
+			d := tx.End(Message{HeaderFrom: "x@partner.example"})
+			r := d.Recipients[0]
+			if v.Action != r.Action && r.Action != Reroute || r.Action != tt.action || r.Account != tt.account {
+				t.Fatalf("verdict %v, decision %v %v (%s), want %v %v", v.Action, r.Action, r.Account, r.Reason, tt.action, tt.account)
+			}
+			if tt.routed != "" {
+				if got := rs.RoutedAddress(r.Addr, r.Route, r.Choice); got != tt.routed {
+					t.Errorf("routed %q, want %q", got, tt.routed)
+				}
+			}
+		})
+	}
+}
+
+// A folded From header is unfolded before it is read.
+func TestFoldedFrom(t *testing.T) {
+	rs, err := loadTestdata(t, "valid.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, why := rs.kind("a@example.com,\r\n b@example.org"); k != Internal {
+		t.Errorf("folded From: %v (%s)", k, why)
 	}
 }

@@ -55,10 +55,10 @@ func (l *loader) user(rs *Ruleset, s, path string, at *Error) {
 	switch {
 	case err != nil:
 		msg = fmt.Sprintf("%q is not an email address", s)
-	case !rs.ours(a.domain):
+	case !rs.ours(a.ASCII):
 		msg = fmt.Sprintf("%q is not in organization.domains", s)
 	default:
-		rs.users[a.key()] = true
+		rs.users[a.Key] = true
 		return
 	}
 	if at != nil {
@@ -83,14 +83,14 @@ func (l *loader) groups(f *file, rs *Ruleset) {
 		case err != nil:
 			l.errorf(nil, path, "group %q is not an email address", g)
 			continue
-		case !rs.ours(a.domain):
+		case !rs.ours(a.ASCII):
 			l.errorf(nil, path, "group %q is not in organization.domains", g)
 			continue
-		case rs.users[a.key()]:
+		case rs.users[a.Key]:
 			l.errorf(ErrDuplicate, path, "%q is both a user and a group", g)
 			continue
 		}
-		if _, dup := direct[a.key()]; dup {
+		if _, dup := direct[a.Key]; dup {
 			l.errorf(ErrDuplicate, path, "group %q is listed twice", g)
 			continue
 		}
@@ -101,9 +101,9 @@ func (l *loader) groups(f *file, rs *Ruleset) {
 				l.errorf(nil, fmt.Sprintf("%s[%d]", path, i), "member %q is not an email address", m)
 				continue
 			}
-			members = append(members, ma.key())
+			members = append(members, ma.Key)
 		}
-		direct[a.key()] = members
+		direct[a.Key] = members
 	}
 	// Groups may contain groups: flatten once, here, so evaluation is a
 	// lookup. Cycles simply stop the walk.
@@ -130,8 +130,8 @@ func (l *loader) groups(f *file, rs *Ruleset) {
 }
 
 // account classifies a recipient in our domains.
-func (rs *Ruleset) account(a address) Account {
-	k := a.key()
+func (rs *Ruleset) account(a Address) Account {
+	k := a.Key
 	if rs.users[k] {
 		return User
 	}

@@ -28,21 +28,25 @@ route = "legacy"
 		fmt.Println(err)
 		return
 	}
-	d := rs.Decide(rules.Envelope{
-		Sender:     "someone@elsewhere.test",
-		HeaderFrom: "Someone <someone@elsewhere.test>",
-		Recipients: []string{"alice@example.com", "carol@example.com"},
-	})
+	// One transaction, as the milter drives it: MAIL FROM, each RCPT TO
+	// (the verdict is the reply), then end of message.
+	t := rs.Begin(rules.Client{}, "someone@elsewhere.test", 0, nil)
+	for _, rcpt := range []string{"alice@example.com", "Carol@Example.com"} {
+		if v := t.Rcpt(rules.RcptIn{Raw: rcpt, Stored: rcpt}); v.Action != rules.Keep {
+			fmt.Println(rcpt, v.Reply)
+		}
+	}
+	d := t.End(rules.Message{HeaderFrom: "Someone <someone@elsewhere.test>"})
 	for _, r := range d.Recipients {
 		if r.Action == rules.Reroute {
-			fmt.Printf("%s: %s via %s -> %s (rule %q)\n", r.Address, r.Action, r.Route.Name, rs.RoutedAddress(r.Address, r.Route, r.Choice), r.Rule)
+			fmt.Printf("%s: %s via %s -> %s (rule %q)\n", r.Address, r.Action, r.Route.Name, rs.RoutedAddress(r.Addr, r.Route, r.Choice), r.Rule)
 			continue
 		}
 		fmt.Printf("%s: %s\n", r.Address, r.Action)
 	}
 	// Output:
 	// alice@example.com: accept
-	// carol@example.com: route via legacy -> carol@example.com.legacy.splitrelay.invalid (rule "Unknown addresses stay on Exchange")
+	// Carol@Example.com: route via legacy -> Carol@Example.com.legacy.splitrelay.invalid (rule "Unknown addresses stay on Exchange")
 }
 
 func ExampleLoad_errors() {

@@ -58,22 +58,25 @@ func FuzzDecide(f *testing.F) {
 	f.Add("@a:b@c", "<<<@>>>", `"a@b"@example.com.`)
 	f.Add("x", "a@example.org, b@x", "bob%x.legacy.splitrelay.invalid@example.com")
 	f.Fuzz(func(t *testing.T, sender, from, rcpt string) {
-		d := rs.Decide(Envelope{Sender: sender, HeaderFrom: from, Recipients: []string{rcpt}})
+		d := decide(rs, Envelope{Sender: sender, HeaderFrom: from, Recipients: []string{rcpt}})
 		if len(d.Recipients) != 1 {
 			t.Fatalf("%d decisions for one recipient", len(d.Recipients))
 		}
 		r := d.Recipients[0]
 		if r.Action == Reroute {
-			routed := rs.RoutedAddress(rcpt, r.Route, r.Choice)
+			routed := rs.RoutedAddress(r.Addr, r.Route, r.Choice)
 			if !strings.HasSuffix(routed, "."+r.Route.Name+".splitrelay.invalid") {
 				t.Fatalf("routed %q -> %q", rcpt, routed)
 			}
-			if _, _, ok := rs.CheckRecipient(routed); ok {
+			if !rs.inNamespace(routed) {
 				t.Fatalf("routed form %q accepted from a client", routed)
 			}
 		}
 		if r.Action == Reject && r.Reply.Code/100 != 5 {
 			t.Fatalf("reject with %v", r.Reply)
+		}
+		if r.Action == Defer && r.Reply.Code/100 != 4 {
+			t.Fatalf("tempfail with %v", r.Reply)
 		}
 	})
 }

@@ -7,7 +7,7 @@ import (
 
 // Keys lists every key the configuration file accepts, as dotted paths
 // in file order of the schema: a table's name is a path element, a table
-// name chosen by the user (a route, a group address) is "*", and the
+// name chosen by the user (a route, a group Address) is "*", and the
 // elements of an array of tables share their array's path
 // (routes.*.primary.load, split_delivery.envelope.senders). The man page
 // splitrelay.toml(5) is checked against it, so a key cannot be added

@@ -100,7 +100,7 @@ func TestReferenceConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := rs.Decide(Envelope{Sender: "p@partner.example", HeaderFrom: "p@partner.example", Recipients: []string{"zed@example.com", "sales@example.com", "erin@example.com"}})
+	d := decide(rs, Envelope{Sender: "p@partner.example", HeaderFrom: "p@partner.example", Recipients: []string{"zed@example.com", "sales@example.com", "erin@example.com"}})
 	var got []string
 	for _, r := range d.Recipients {
 		got = append(got, r.Address+": "+outcome(r))

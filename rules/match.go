@@ -30,16 +30,16 @@ func (rs *Ruleset) parseMatcher(s string) (Matcher, error) {
 		if err != nil {
 			return m, fmt.Errorf("%q is not an email address", val)
 		}
-		m.key = a.key()
+		m.key = a.Key
 	case "group":
 		a, err := parseAddress(val)
 		if err != nil {
 			return m, fmt.Errorf("%q is not an email address", val)
 		}
-		if _, ok := rs.groups[a.key()]; !ok {
+		if _, ok := rs.groups[a.Key]; !ok {
 			return m, &kindError{ErrUnknownGroup, fmt.Sprintf("unknown group %q: add it to [directory.groups]", val)}
 		}
-		m.key = a.key()
+		m.key = a.Key
 	case "pattern":
 		re, err := regexp.Compile(val)
 		if err != nil {
@@ -58,12 +58,12 @@ func (m Matcher) String() string { return m.Kind + ":" + m.Value }
 // match tests one address. ok is false for the null sender and for
 // addresses that do not parse; patterns still see them as written, so
 // "pattern:^$" can select the null sender.
-func (rs *Ruleset) match(m *Matcher, a address, ok bool, raw string) bool {
+func (rs *Ruleset) match(m *Matcher, a Address, ok bool, raw string) bool {
 	switch m.Kind {
 	case "address":
-		return ok && a.key() == m.key
+		return ok && a.Key == m.key
 	case "group":
-		return ok && rs.member(m.key, a.key())
+		return ok && rs.member(m.key, a.Key)
 	case "pattern":
 		// Google's patterns are searched, not anchored, and are
 		// case-sensitive unless they say (?i); domains are lower-cased.
@@ -76,7 +76,7 @@ func (rs *Ruleset) match(m *Matcher, a address, ok bool, raw string) bool {
 }
 
 // matchAny is true for an empty filter list, else when one entry matches.
-func (rs *Ruleset) matchAny(ms []Matcher, a address, ok bool, raw string) bool {
+func (rs *Ruleset) matchAny(ms []Matcher, a Address, ok bool, raw string) bool {
 	if len(ms) == 0 {
 		return true
 	}

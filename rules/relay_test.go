@@ -80,7 +80,7 @@ func TestRelayPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := relayRules(t, tt.mode, tt.extra)
-			r := rs.CheckRcpt(Envelope{Client: tt.client, Sender: tt.sender}, tt.rcpt, nil)
+			r := checkRcpt(rs, Envelope{Client: tt.client, Sender: tt.sender}, tt.rcpt, nil)
 			got := "accept"
 			if r.Action == Reject {
 				got = r.Reply.String()
@@ -115,14 +115,14 @@ func TestOpenRelayBattery(t *testing.T) {
 		"user@[192.0.2.1]",
 		"user@[IPv6:2001:db8::1]",
 	} {
-		r := rs.CheckRcpt(Envelope{Client: outsider, Sender: "noreply@example.com"}, rcpt, nil)
+		r := checkRcpt(rs, Envelope{Client: outsider, Sender: "noreply@example.com"}, rcpt, nil)
 		if r.Action != Reject || r.Reply.Code/100 != 5 {
 			t.Errorf("%s: %v %v (%s): not refused", rcpt, r.Action, r.Reply, r.Reason)
 		}
 	}
 	// Ours stay ours.
 	for _, rcpt := range []string{"alice@example.com", "Bob@SUB.Example.com.", "postmaster"} {
-		if r := rs.CheckRcpt(Envelope{Client: outsider, Sender: "x@elsewhere.test"}, rcpt, nil); r.Action == Reject {
+		if r := checkRcpt(rs, Envelope{Client: outsider, Sender: "x@elsewhere.test"}, rcpt, nil); r.Action == Reject {
 			t.Errorf("%s refused: %v (%s)", rcpt, r.Reply, r.Reason)
 		}
 	}
@@ -136,7 +136,7 @@ func TestRelayTransactionLimits(t *testing.T) {
 	c := client("192.0.2.3", "app.example.com", "", false)
 	env := Envelope{Client: c, Sender: "alice@example.com"}
 	for i, want := range []string{"accept", "accept", "accept", "452 4.5.3 Your message has too many recipients"} {
-		r := rs.CheckRcpt(env, "r"+string(rune('a'+i))+"@elsewhere.test", nil)
+		r := checkRcpt(rs, env, "r"+string(rune('a'+i))+"@elsewhere.test", nil)
 		got := "accept"
 		if r.Action == Reject {
 			got = r.Reply.String()
@@ -150,24 +150,24 @@ func TestRelayTransactionLimits(t *testing.T) {
 	// SIZE= over the limit is refused at RCPT; the real size at end of
 	// message.
 	big := Envelope{Client: c, Sender: "alice@example.com", SizeParam: 10_000_001}
-	if r := rs.CheckRcpt(big, "x@elsewhere.test", nil); r.Reply != ReplyTooBig {
+	if r := checkRcpt(rs, big, "x@elsewhere.test", nil); r.Reply != ReplyTooBig {
 		t.Errorf("SIZE over limit: %v", r.Reply)
 	}
-	d := rs.Decide(Envelope{Client: c, Sender: "alice@example.com", Size: 10_000_001, Recipients: []string{"x@elsewhere.test"}})
+	d := decide(rs, Envelope{Client: c, Sender: "alice@example.com", Size: 10_000_001, Recipients: []string{"x@elsewhere.test"}})
 	if d.Reject == nil || *d.Reject != ReplyTooBig || !d.Relay {
 		t.Errorf("real size over limit: %+v", d)
 	}
 	// Size limits only concern relayed mail.
-	if d := rs.Decide(Envelope{Client: c, Sender: "x@elsewhere.test", Size: 50_000_000, Recipients: []string{"alice@example.com"}}); d.Reject != nil {
+	if d := decide(rs, Envelope{Client: c, Sender: "x@elsewhere.test", Size: 50_000_000, Recipients: []string{"alice@example.com"}}); d.Reject != nil {
 		t.Errorf("inbound mail refused for size")
 	}
 	// Null sender: one recipient only in a relay transaction.
 	nul := Envelope{Client: c, Recipients: []string{"x@elsewhere.test"}}
-	if r := rs.CheckRcpt(nul, "y@elsewhere.test", nil); r.Reply != ReplyMultiBounce {
+	if r := checkRcpt(rs, nul, "y@elsewhere.test", nil); r.Reply != ReplyMultiBounce {
 		t.Errorf("multi-recipient bounce: %v", r.Reply)
 	}
 	nul.Recipients = []string{"alice@example.com"}
-	if r := rs.CheckRcpt(nul, "bob@example.com", nil); r.Action == Reject {
+	if r := checkRcpt(rs, nul, "bob@example.com", nil); r.Action == Reject {
 		t.Errorf("multi-recipient inbound bounce refused: %v", r.Reply)
 	}
 }
@@ -184,7 +184,7 @@ func TestSenderRewrite(t *testing.T) {
 		{client("127.0.0.2", "localhost", "app@example.com", true), "alice@example.com", ""},
 		{client("127.0.0.2", "localhost", "app@example.com", true), "", ""},
 	} {
-		d := rs.Decide(Envelope{Client: tt.c, Sender: tt.sender, Recipients: []string{"y@elsewhere.test"}})
+		d := decide(rs, Envelope{Client: tt.c, Sender: tt.sender, Recipients: []string{"y@elsewhere.test"}})
 		got := ""
 		if d.SenderRewritten {
 			got = d.Sender
@@ -236,7 +236,7 @@ org_recipients_per_10_minutes = 5`)
 		if strings.Contains(tt.name, "seen one") {
 			rcpt = "A@elsewhere.test"
 		}
-		r := rs.CheckRcpt(Envelope{Client: c, Sender: tt.sender, Recipients: tt.prior}, rcpt, tt.u)
+		r := checkRcpt(rs, Envelope{Client: c, Sender: tt.sender, Recipients: tt.prior}, rcpt, tt.u)
 		got := "accept"
 		if r.Action == Reject {
 			got = r.Reply.String()

@@ -20,6 +20,10 @@ var (
 	// Google documents the rule (no several RCPT TO with MAIL FROM:<>) but
 	// not its reply; this is Postfix's reject_multi_recipient_bounce one.
 	ReplyMultiBounce = Reply{550, "5.5.3", "Multi-recipient bounce"}
+	// ReplyUndecidable tempfails a recipient whose stored form we cannot
+	// know: never guessed, the client keeps the message (RFC 5321's 451
+	// text).
+	ReplyUndecidable = Reply{451, "4.3.0", "Requested action aborted: local error in processing"}
 )
 
 // Usage is the relay traffic of the last 24 hours and 10 minutes, for the
@@ -37,72 +41,13 @@ type Usage interface {
 	OrgRecipients() (day, tenMinutes int)
 }
 
-// isRelay reports whether a recipient is outside our domains, or names
-// another destination inside its local part ("user%host@ours",
-// "host!user@ours", "\"user@host\"@ours"): MTAs have honoured such forms
-// (allow_percent_hack, swap_bangpath), so the relay policy must judge them.
-// An unqualified local part without such characters is local to the MTA.
-func (rs *Ruleset) isRelay(rcpt string) bool {
-	a, err := parseAddress(rcpt)
-	if err != nil {
-		return strings.ContainsAny(rcpt, "%!@")
-	}
-	return !rs.ours(a.domain) || strings.ContainsAny(a.local, "%!@")
-}
-
-// CheckRcpt is the RCPT TO decision: env holds the transaction so far
-// (Recipients are those already accepted), rcpt is the new recipient.
-// usage may be nil (no rolling limits, as at end of message and in
-// explain). The result is a Recipient with Action Reject and the reply to
-// send, or Keep.
-func (rs *Ruleset) CheckRcpt(env Envelope, rcpt string, usage Usage) Recipient {
-	r := Recipient{Address: rcpt}
-	if reply, reason, ok := rs.CheckRecipient(rcpt); !ok {
-		r.Action, r.Reply, r.Reason = Reject, reply, reason
-		return r
-	}
-	if rs.Relay == nil {
-		return r
-	}
-	relay := rs.isRelay(rcpt)
-	if env.Sender == "" && len(env.Recipients) > 0 && (relay || rs.anyRelay(env.Recipients)) {
-		r.Action, r.Reply, r.Reason = Reject, ReplyMultiBounce, "null sender with more than one recipient in a relay transaction"
-		return r
-	}
-	if !relay {
-		return r
-	}
-	r.Relay = true
-	if reply, reason, ok := rs.relayAllowed(env); !ok {
-		r.Action, r.Reply, r.Reason = Reject, reply, reason
-		return r
-	}
-	if usage != nil {
-		if reply, reason, ok := rs.withinLimits(env, rcpt, usage); !ok {
-			r.Action, r.Reply, r.Reason = Reject, reply, reason
-			return r
-		}
-	}
-	r.Reason = "relay allowed"
-	return r
-}
-
-func (rs *Ruleset) anyRelay(rcpts []string) bool {
-	for _, x := range rcpts {
-		if rs.isRelay(x) {
-			return true
-		}
-	}
-	return false
-}
-
 // authenticated is SMTP AUTH that counts: only over TLS.
 func (c Client) authenticated() bool { return c.Auth != "" && c.TLS }
 
 // relayAllowed applies the policy to the client and sender, in the order
 // an administrator debugs it: encryption, authentication, sender, size.
-func (rs *Ruleset) relayAllowed(env Envelope) (Reply, string, bool) {
-	p, c := rs.Relay, env.Client
+func (t *Tx) relayAllowed() (Reply, string, bool) {
+	p, c := t.rs.Relay, t.client
 	if p.RequireTLS && !c.TLS {
 		return ReplyStartTLS, "relay requires TLS and the session is not encrypted", false
 	}
@@ -120,22 +65,22 @@ func (rs *Ruleset) relayAllowed(env Envelope) (Reply, string, bool) {
 		}
 		return ReplyRelayDenied, "relay requires SMTP AUTH", false
 	}
-	if reply, reason, ok := rs.senderAllowed(env); !ok {
+	if reply, reason, ok := t.senderAllowed(); !ok {
 		return reply, reason, false
 	}
-	if lim := p.Limits.MessageSize; lim > 0 && env.SizeParam > lim {
+	if lim := p.Limits.MessageSize; lim > 0 && t.sizeParam > lim {
 		return ReplyTooBig, "SIZE parameter is over relay.limits.message_size", false
 	}
-	if lim := p.Limits.RecipientsPerMessage; lim > 0 && len(env.Recipients) >= lim {
+	if lim := p.Limits.RecipientsPerMessage; lim > 0 && t.accepted >= lim {
 		return ReplyTooManyRcpts, "relay.limits.recipients_per_message reached; start a new transaction", false
 	}
 	return Reply{}, "", true
 }
 
 // senderAllowed applies allowed_senders to the envelope sender.
-func (rs *Ruleset) senderAllowed(env Envelope) (Reply, string, bool) {
-	c := env.Client
-	if env.Sender == "" {
+func (t *Tx) senderAllowed() (Reply, string, bool) {
+	rs, c := t.rs, t.client
+	if t.sender == "" {
 		// Bounces and auto-replies: Google needs SMTP AUTH or a HELO in
 		// our domains to know whose they are.
 		if c.authenticated() || rs.oursHost(c.Helo) {
@@ -143,14 +88,14 @@ func (rs *Ruleset) senderAllowed(env Envelope) (Reply, string, bool) {
 		}
 		return ReplyInvalidCredential, "null sender needs SMTP AUTH or a HELO naming one of our domains", false
 	}
-	a, err := parseAddress(env.Sender)
-	ours := err == nil && rs.ours(a.domain)
+	a := t.from
+	ours := t.fromOK && rs.ours(a.ASCII)
 	switch rs.Relay.AllowedSenders {
 	case RegisteredUsers:
 		if !ours {
 			return ReplyInvalidCredential, "sender is not in our domains", false
 		}
-		if !rs.users[a.key()] {
+		if !rs.users[a.Key] {
 			return ReplySendingDenied, "sender is not a registered user", false
 		}
 	case DomainAddresses:
@@ -197,70 +142,57 @@ func (rs *Ruleset) postmasterDomain(c Client) string {
 	return rs.orgDomain(c.Helo)
 }
 
-// withinLimits applies the rolling limits. Per-user limits count by
-// envelope sender, only for registered users; the transaction's own
-// earlier recipients count too.
-func (rs *Ruleset) withinLimits(env Envelope, rcpt string, usage Usage) (Reply, string, bool) {
+// withinLimits applies the rolling limits to relay recipient key, in O(1):
+// the window counts are read once per transaction, and the transaction's
+// own relay recipients count too (those accepted so far, and for the
+// unique-recipient limit those the user's window has not seen). Per-user
+// limits count by envelope sender, only for registered users.
+func (t *Tx) withinLimits(key string) (Reply, string, bool) {
+	rs := t.rs
 	lim := rs.Relay.Limits
-	var pending []string // relay recipients already accepted in this transaction
-	for _, x := range env.Recipients {
-		if rs.isRelay(x) {
-			pending = append(pending, x)
+	if !t.limitsRead {
+		t.limitsRead = true
+		t.orgDay, t.orgTen = t.usage.OrgRecipients()
+		if t.fromOK && rs.users[t.from.Key] {
+			t.user = t.from.Key
+			t.userMessages = t.usage.UserMessages(t.user)
 		}
 	}
-	day, ten := usage.OrgRecipients()
-	if lim.OrgRecipientsPer10Minutes > 0 && ten+len(pending) >= lim.OrgRecipientsPer10Minutes {
+	pending := t.relay
+	if lim.OrgRecipientsPer10Minutes > 0 && t.orgTen+pending >= lim.OrgRecipientsPer10Minutes {
 		return ReplyOrgPeak, "relay.limits.org_recipients_per_10_minutes reached", false
 	}
-	if lim.OrgRecipientsPerDay > 0 && day+len(pending) >= lim.OrgRecipientsPerDay {
+	if lim.OrgRecipientsPerDay > 0 && t.orgDay+pending >= lim.OrgRecipientsPerDay {
 		return ReplyOrgDaily, "relay.limits.org_recipients_per_day reached", false
 	}
-	a, err := parseAddress(env.Sender)
-	if err != nil || !rs.users[a.key()] {
+	if t.user == "" {
 		return Reply{}, "", true
 	}
-	user := a.key()
-	if lim.UserMessagesPerDay > 0 && usage.UserMessages(user) >= lim.UserMessagesPerDay {
+	if lim.UserMessagesPerDay > 0 && t.userMessages >= lim.UserMessagesPerDay {
 		return ReplyUserDaily, "relay.limits.user_messages_per_day reached", false
 	}
-	if lim.UserRecipientsPerDay > 0 {
-		n, seen := usage.UserRecipients(user, rcptKey(rcpt))
-		if !seen {
-			for _, x := range pending {
-				if _, s := usage.UserRecipients(user, rcptKey(x)); !s && rcptKey(x) != rcptKey(rcpt) {
-					n++
-				}
-			}
-			if n >= lim.UserRecipientsPerDay {
+	if lim.UserRecipientsPerDay > 0 && !t.unseen[key] {
+		if n, seen := t.usage.UserRecipients(t.user, key); !seen {
+			if n+len(t.unseen) >= lim.UserRecipientsPerDay {
 				return ReplyUserDaily, "relay.limits.user_recipients_per_day reached", false
 			}
+			if t.unseen == nil {
+				t.unseen = map[string]bool{}
+			}
+			t.unseen[key] = true
 		}
 	}
 	return Reply{}, "", true
 }
 
-// rcptKey is the form unique-recipient counting uses.
-func rcptKey(s string) string {
-	if a, err := parseAddress(s); err == nil {
-		return a.key()
-	}
-	return strings.ToLower(s)
-}
-
 // UsageKeys returns what the milter records for an accepted relay message:
-// the normalised registered user ("" when the sender is not one) and the
-// normalised relay recipients.
-func (rs *Ruleset) UsageKeys(env Envelope) (user string, rcpts []string) {
-	if rs.Relay == nil {
-		return "", nil
-	}
-	if a, err := parseAddress(env.Sender); err == nil && rs.users[a.key()] {
-		user = a.key()
-	}
-	for _, r := range env.Recipients {
-		if rs.isRelay(r) {
-			rcpts = append(rcpts, rcptKey(r))
+// the registered user the per-user limits count ("" when the sender is not
+// one) and the normalised keys of the accepted relay recipients.
+func (d *Decision) UsageKeys() (user string, rcpts []string) {
+	for i := range d.Recipients {
+		if r := &d.Recipients[i]; r.Relay && r.Action == Keep {
+			rcpts = append(rcpts, r.Addr.Key)
 		}
 	}
-	return user, rcpts
+	return d.User, rcpts
 }

@@ -139,7 +139,8 @@ type Action int
 const (
 	Keep    Action = iota // normal delivery, address unchanged
 	Reroute               // delivered only via Recipient.Route
-	Reject                // refused at RCPT TO with Recipient.Reply
+	Reject                // refused at RCPT TO with Recipient.Reply (SMFIR_REPLYCODE 5xx/4xx)
+	Defer                 // tempfailed at RCPT TO: we cannot know what the MTA stores (SMFIR_REPLYCODE 4xx)
 )
 
 func (a Action) String() string {
@@ -148,6 +149,8 @@ func (a Action) String() string {
 		return "route"
 	case Reject:
 		return "reject"
+	case Defer:
+		return "tempfail"
 	}
 	return "accept"
 }
@@ -169,28 +172,6 @@ type Client struct {
 	TLS  bool       // the SMTP session is encrypted (STARTTLS)
 }
 
-// Envelope is what the rules look at for one message.
-type Envelope struct {
-	Client Client
-	// SizeParam is the MAIL FROM SIZE= parameter, 0 when absent; Size is
-	// the real message size, 0 when not known (yet).
-	SizeParam, Size int64
-	// Sender is the envelope sender (MAIL FROM) without angle brackets;
-	// empty for the null sender.
-	Sender string
-	// HeaderFrom is the raw value of the From header field as received;
-	// empty when the message has none.
-	HeaderFrom string
-	// Recipients are the envelope recipients (RCPT TO) without angle
-	// brackets, in SMTP order.
-	Recipients []string
-	// Rand returns a uniform random integer in [0, n); it picks the hosts
-	// of multiple-host routes by load, once per message and route. The
-	// milter passes math/rand/v2's IntN; nil always picks the first host
-	// of each table (the rules stay deterministic and pure).
-	Rand func(n int) int
-}
-
 // Decision is the outcome for one message.
 type Decision struct {
 	// Reject, when set, refuses the whole message (size limit).
@@ -208,12 +189,21 @@ type Decision struct {
 	// KindReason explains Kind ("from header domain example.com is ours",
 	// "no from header", ...).
 	KindReason string
+	// Recipients are every RCPT TO of the transaction in SMTP order,
+	// refused ones included (Action Reject or Defer).
 	Recipients []Recipient
+	// User is the registered user whose per-user relay limits the
+	// message counts against ("" when the sender is not one or nothing
+	// was relayed).
+	User string
 }
 
 // Recipient is the decision for one envelope recipient.
 type Recipient struct {
-	Address string // as given in RCPT TO
+	Address string // as given in RCPT TO, without angle brackets
+	// Addr is the address decided on: the MTA's stored form, parsed.
+	Addr    Address
+	Args    string // the ESMTP parameters of RCPT TO (NOTIFY, ORCPT)
 	Account Account
 	Action  Action
 	Route   *Route // with Reroute
@@ -225,6 +215,18 @@ type Recipient struct {
 	// Choice is the host picked for this message on a multiple-host
 	// Route (host.go); zero otherwise.
 	Choice Choice
+	// Trace is every rule's outcome for this recipient, in file order,
+	// when the transaction was traced (explain --trace).
+	Trace []RuleTrace
+
+	parsed bool // Addr holds the stored form
+}
+
+// RuleTrace is one rule's outcome for one recipient.
+type RuleTrace struct {
+	Rule    string
+	Matched bool
+	Why     string // "accounts: user recipients are not selected", "matched: route legacy", ...
 }
 
 // Copy is one dual-delivery copy of a recipient.

@@ -86,7 +86,7 @@ func TestE2ESplitDelivery(t *testing.T) {
 	})
 	got := s.landed(map[string][]string{
 		"gmail":   {"alice@example.com", "sales@example.com", "dave@example.org"},
-		"legacy":  {"carol@example.com", "Zed@example.org"},
+		"legacy":  {"carol@example.com", "Zed@Example.ORG"},
 		"archive": {"sales@example.com"},
 	})
 	// Downstream sees the original address, the client's NOTIFY and an

@@ -22,6 +22,8 @@ const explainFlags = `  --from ADDR           envelope sender (MAIL FROM); "" fo
                         (the last four feed the relay policy, for recipients outside our domains)
   --seed N              seed for picking the hosts of multiple-host routes by
                         load (default: random, as the milter picks them)
+  --trace               every rule, for every recipient, with why it matched or not
+  --format FORMAT       text (default) or json (the same data, for scripts)
 `
 
 // listFlag is a repeatable string flag.
@@ -33,7 +35,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 // cmdExplain is `splitrelay explain -c FILE --from ADDR --to ADDR...`: what
 // the milter would do with each recipient of an envelope, without an MTA.
 func cmdExplain(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("explain", "-c FILE --from ADDR --to ADDR [--to ADDR...] [--header-from ADDR] [--client IP] [--helo NAME] [--auth USER] [--tls]", explainFlags, stderr)
+	fs, config := newFlags("explain", "-c FILE --from ADDR --to ADDR [--to ADDR...] [--header-from ADDR] [--client IP] [--helo NAME] [--auth USER] [--tls] [--trace] [--format text|json]", explainFlags, stderr)
 	var to listFlag
 	from := fs.String("from", "", "")
 	headerFrom := fs.String("header-from", "", "")
@@ -42,9 +44,14 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	auth := fs.String("auth", "", "")
 	tls := fs.Bool("tls", false, "")
 	seed := fs.Uint64("seed", 0, "")
+	trace := fs.Bool("trace", false, "")
+	format := fs.String("format", "text", "")
 	fs.Var(&to, "to", "")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if *format != "text" && *format != "json" {
+		return usageError(fs, "--format: %q: want text or json", *format)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -64,29 +71,32 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// RCPT TO: recipients refused there never reach the end of the message.
-	rcptReject := map[int]rules.Recipient{}
-	env := rules.Envelope{Sender: *from, HeaderFrom: *headerFrom, Rand: rand.IntN,
-		Client: rules.Client{Helo: *helo, Auth: *auth, TLS: *tls}}
+	c := rules.Client{Helo: *helo, Auth: *auth, TLS: *tls}
 	if *client != "" {
 		a, err := netip.ParseAddr(*client)
 		if err != nil {
 			return usageError(fs, "--client: %v", err)
 		}
-		env.Client.Addr = a.Unmap()
+		c.Addr = a.Unmap()
 	}
+	rnd := rand.IntN
 	if set["seed"] {
-		env.Rand = rand.New(rand.NewPCG(*seed, *seed)).IntN
+		rnd = rand.New(rand.NewPCG(*seed, *seed)).IntN
 	}
-	for i, addr := range to {
-		if r := rs.CheckRcpt(env, addr, nil); r.Action == rules.Reject {
-			r.Reason += " (refused at RCPT TO)"
-			rcptReject[i] = r
-			continue
-		}
-		env.Recipients = append(env.Recipients, addr)
+	// The same transaction the milter drives: each --to is a RCPT TO
+	// (without an MTA, its stored form is our own reading of it), then
+	// end of message.
+	t := rs.Begin(c, *from, 0, nil)
+	if *trace {
+		t.Trace()
 	}
-	d := rs.Decide(env)
+	for _, addr := range to {
+		t.Rcpt(rules.RcptIn{Raw: addr})
+	}
+	d := t.End(rules.Message{HeaderFrom: *headerFrom, Rand: rnd})
+	if *format == "json" {
+		return writeExplainJSON(stdout, rs, *from, *headerFrom, d)
+	}
 
 	w := &explainWriter{w: stdout}
 	w.field("", "config", rs.Name)
@@ -113,15 +123,19 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		w.field("", "dry run", "yes: the milter only logs these decisions; Postfix delivers every recipient unchanged and nothing is rejected")
 	}
 
-	next := 0
-	for i := range to {
-		r, ok := rcptReject[i]
-		if !ok {
-			r = d.Recipients[next]
-			next++
+	for _, r := range d.Recipients {
+		if r.Action == rules.Reject || r.Action == rules.Defer {
+			r.Reason += " (refused at RCPT TO)"
 		}
 		fmt.Fprintln(stdout)
 		w.recipient(rs, r, rs.Milter.DryRun)
+		for _, tr := range r.Trace {
+			mark := "no "
+			if tr.Matched {
+				mark = "yes"
+			}
+			w.field("  ", "trace", fmt.Sprintf("%s %q: %s", mark, tr.Rule, tr.Why))
+		}
 	}
 	return w.err
 }
@@ -169,6 +183,12 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	if dryRun && (r.Action != rules.Keep || len(r.Copies) > 0) {
 		dry = "  (dry run: logged, not done)"
 	}
+	if r.Action == rules.Defer {
+		w.field(in, "action", "tempfail "+r.Reply.String()+dry)
+		w.field(in, "postfix", "nothing: the client keeps the recipient and retries")
+		w.field(in, "reason", r.Reason)
+		return
+	}
 	if r.Action == rules.Reject {
 		w.field(in, "action", "reject "+r.Reply.String()+dry)
 		w.field(in, "postfix", "nothing: the recipient is refused")
@@ -192,13 +212,17 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	}
 	w.field(in, "action", action(r)+dry)
 	if r.Route != nil {
-		w.field(in, "postfix", routed(rs, r.Address, r.Route, r.Choice))
+		w.field(in, "postfix", routed(rs, r.Addr, r.Route, r.Choice))
 		w.field(in, "host", host(r.Route, r.Choice))
 	} else {
-		w.field(in, "postfix", r.Address+"  (unchanged: Postfix's own routing)")
+		stored := r.Address
+		if r.Addr.Key != "" {
+			stored = r.Addr.Stored()
+		}
+		w.field(in, "postfix", stored+"  (unchanged: Postfix's own routing)")
 	}
 	for _, c := range r.Copies {
-		w.field(in, "", routed(rs, r.Address, c.Route, c.Choice)+"  (copy)")
+		w.field(in, "", routed(rs, r.Addr, c.Route, c.Choice)+"  (copy)")
 		w.field(in, "", host(c.Route, c.Choice)+"  (copy)")
 	}
 	switch {
@@ -238,7 +262,7 @@ func action(r rules.Recipient) string {
 
 // routed is the address Postfix sees for route rt and host choice c, its
 // transport and next hops.
-func routed(rs *rules.Ruleset, addr string, rt *rules.Route, c rules.Choice) string {
+func routed(rs *rules.Ruleset, addr rules.Address, rt *rules.Route, c rules.Choice) string {
 	s := rs.RoutedAddress(addr, rt, c)
 	t, err := postfix.Transport(rt, c)
 	if err != nil {

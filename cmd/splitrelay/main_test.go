@@ -53,6 +53,11 @@ func TestGolden(t *testing.T) {
 			"--to", "x@elsewhere.test", "--to", "user%elsewhere.test@example.com", "--to", "alice@example.com", "--client", "203.0.113.7", "--helo", "mail.example.com"}},
 		{"postfix-relay", []string{"postfix", "-c", "relay.toml"}},
 		{"explain-no-from", []string{"explain", "-c", "example.toml", "--to", "bob@example.com"}},
+		{"explain-trace", []string{"explain", "-c", "example.toml", "--from", "carol@partner.example", "--trace",
+			"--to", "bob@example.com", "--to", "Zed+tag@Example.COM", "--to", `"alice"@example.com`, "--to", "@relay.test:sales@example.com", "--to", "(x)zed@example.com"}},
+		{"explain-json", []string{"explain", "-c", "relay.toml", "--from", "alice@example.com", "--format", "json", "--trace",
+			"--client", "192.0.2.7", "--to", "x@elsewhere.test", "--to", "bob@example.com", "--to", "y@elsewhere.test"}},
+		{"explain-bad-format", []string{"explain", "-c", "example.toml", "--from", "a@b.example", "--to", "bob@example.com", "--format", "xml"}},
 		{"explain-no-to", []string{"explain", "-c", "example.toml", "--from", "a@b.example"}},
 		{"explain-errors", []string{"explain", "-c", "errors.toml", "--from", "a@b.example", "--to", "bob@example.com"}},
 		{"postfix-text", []string{"postfix", "-c", "example.toml"}},
@@ -135,7 +140,9 @@ func TestLoadConfigRelativeUsersFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := rs.Decide(rules.Envelope{Sender: "x@partner.example", Recipients: []string{"bob@example.com"}})
+	t1 := rs.Begin(rules.Client{}, "x@partner.example", 0, nil)
+	t1.Rcpt(rules.RcptIn{Raw: "bob@example.com"})
+	d := t1.End(rules.Message{})
 	if got := d.Recipients[0].Account; got != rules.User {
 		t.Errorf("bob@example.com (from users.txt) is %v, want user", got)
 	}

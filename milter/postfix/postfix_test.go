@@ -252,8 +252,8 @@ func TestNamespaceReplyMatchesRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, _, ok := rs.CheckRecipient("bob@example.com.legacy." + rs.Milter.RoutingSuffix)
-	if ok || reply != NamespaceReply {
-		t.Errorf("rules reply %v (ok %v), access map says %v", reply, ok, NamespaceReply)
+	v := rs.Begin(rules.Client{}, "x@elsewhere.test", 0, nil).Rcpt(rules.RcptIn{Raw: "bob@example.com.legacy." + rs.Milter.RoutingSuffix})
+	if v.Action != rules.Reject || v.Reply != NamespaceReply {
+		t.Errorf("rules reply %v (%v), access map says %v", v.Reply, v.Action, NamespaceReply)
 	}
 }
