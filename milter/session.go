@@ -19,14 +19,13 @@ import (
 // one or more transactions (MAIL FROM ... end of message) in it.
 type session struct {
 	s      *Server
-	log    *slog.Logger // per connection
+	log    txlog // connection and transaction attributes
 	client rules.Client
 	mta    mta
 
 	// the transaction in progress
 	rules      *rules.Ruleset
 	tx         *rules.Tx
-	tlog       *slog.Logger
 	size       int64
 	headerFrom []string
 }
@@ -45,12 +44,16 @@ var _ gomilter.Milter = (*session)(nil)
 
 func (s *Server) newSession() *session {
 	id := s.connSeq.Add(1)
-	return &session{s: s, log: s.log.With(KeyConnID, strconv.FormatUint(id, 10))}
+	ss := &session{s: s}
+	ss.log.l = s.log
+	ss.log.conn = append(ss.log.conn, slog.String(KeyConnID, strconv.FormatUint(id, 10)))
+	return ss
 }
 
 func (ss *session) reset() {
-	ss.rules, ss.tx, ss.tlog, ss.size = nil, nil, nil, 0
+	ss.rules, ss.tx, ss.size = nil, nil, 0
 	ss.headerFrom = ss.headerFrom[:0]
+	ss.log.resetTx()
 }
 
 func (ss *session) NewConnection(gomilter.Modifier) error { return nil }
@@ -67,7 +70,7 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 	case v != "" && v[0] >= '0' && v[0] <= '9':
 		ss.mta = mtaSendmail
 	}
-	ss.log = ss.log.With(KeyClientAddr, addr, KeyClientName, host)
+	ss.log.conn = append(ss.log.conn, slog.String(KeyClientAddr, addr), slog.String(KeyClientName, host))
 	ss.log.Debug("client connected")
 	return gomilter.RespContinue, nil
 }
@@ -94,9 +97,9 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 		u = view{ss.s.usage}
 	}
 	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), u)
-	ss.tlog = ss.log.With(KeyMailFrom, from)
+	ss.log.set(KeyMailFrom, from)
 	if ss.client.Auth != "" {
-		ss.tlog = ss.tlog.With(KeyAuth, ss.client.Auth)
+		ss.log.set(KeyAuth, ss.client.Auth)
 	}
 	return gomilter.RespContinue, nil
 }
@@ -131,17 +134,19 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 	v := ss.tx.Rcpt(rules.RcptIn{Raw: addr, Stored: stored, Args: esmtpArgs})
 	switch {
 	case v.Action == rules.Reject || v.Action == rules.Defer:
-		log := ss.txLog(m).With(KeyRcpt, addr, KeyStoredRcpt, stored, KeyReason, v.Reason, KeyReply, v.Reply.String(), KeyRelay, v.Relay)
+		log := ss.txLog(m)
+		attrs := []slog.Attr{slog.String(KeyRcpt, addr), slog.String(KeyStoredRcpt, stored), slog.String(KeyReason, v.Reason),
+			slog.String(KeyReply, v.Reply.String()), slog.Bool(KeyRelay, v.Relay), slog.String(KeyAction, v.Action.String())}
 		if ss.rules.Milter.DryRun {
-			log.Info("recipient would be rejected", KeyAction, v.Action.String(), KeyDryRun, true)
+			log.Info("recipient would be rejected", append(attrs, slog.Bool(KeyDryRun, true))...)
 			break
 		}
-		log.Warn("recipient rejected", KeyAction, v.Action.String())
+		log.Warn("recipient rejected", attrs...)
 		ss.s.obs.Recipient(v.Action.String(), "", "")
 		ss.s.obs.Rejected(rejectLabel(v.Reply))
 		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Enhanced+" "+v.Reply.Text)
 	case v.Relay:
-		ss.txLog(m).Info("relay recipient accepted", KeyRcpt, addr, KeyAction, "relay", KeyReason, v.Reason)
+		ss.txLog(m).Info("relay recipient accepted", slog.String(KeyRcpt, addr), slog.String(KeyAction, "relay"), slog.String(KeyReason, v.Reason))
 	}
 	return gomilter.RespContinue, nil
 }
@@ -182,7 +187,7 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 	defer ss.reset()
 	log := ss.txLog(m)
 	if ss.tx == nil {
-		log.Error("message without transaction state; tempfail", KeyAction, "tempfail")
+		log.Error("message without transaction state; tempfail", slog.String(KeyAction, "tempfail"))
 		return gomilter.RespTempFail, nil
 	}
 	d := ss.tx.End(rules.Message{
@@ -192,18 +197,19 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 	})
 	dry := ss.rules.Milter.DryRun
 	if d.Reject != nil {
-		log := log.With(KeyReply, d.Reject.String(), KeyReason, "message size over relay.limits.message_size", KeySize, ss.size)
+		attrs := []slog.Attr{slog.String(KeyReply, d.Reject.String()), slog.String(KeyReason, "message size over relay.limits.message_size"),
+			slog.Int64(KeySize, ss.size), slog.String(KeyAction, "reject")}
 		if !dry {
-			log.Warn("message rejected", KeyAction, "reject")
+			log.Warn("message rejected", attrs...)
 			ss.s.obs.Rejected(rejectLabel(*d.Reject))
 			return gomilter.RejectWithCodeAndReason(uint16(d.Reject.Code), d.Reject.Enhanced+" "+d.Reject.Text)
 		}
-		log.Info("message would be rejected", KeyAction, "reject", KeyDryRun, true)
+		log.Info("message would be rejected", append(attrs, slog.Bool(KeyDryRun, true))...)
 	}
 	if err := ss.apply(m, log, d); err != nil {
 		// Changes sent so far are discarded by Postfix with the message:
 		// the client keeps it and retries. Nothing is half-routed.
-		log.Error("cannot apply decision; tempfail", KeyAction, "tempfail", KeyErr, err)
+		log.Error("cannot apply decision; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
 		return gomilter.RespTempFail, nil
 	}
 	if d.Relay && !dry {
@@ -222,7 +228,7 @@ var (
 
 // apply turns the decision into recipient changes, logging one line per
 // routed or copied recipient and one summary line for the message.
-func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision) error {
+func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) error {
 	dry := ss.rules.Milter.DryRun
 	added := map[string]bool{}
 	var routed, copies int
@@ -238,7 +244,8 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 		default:
 			ss.s.obs.Recipient("accept", "", "")
 			if len(r.Copies) == 0 {
-				log.Debug("recipient accepted", KeyRcpt, r.Address, KeyAction, "accept", KeyAccount, r.Account.String(), KeyReason, r.Reason)
+				log.Debug("recipient accepted", slog.String(KeyRcpt, r.Address), slog.String(KeyAction, "accept"),
+					slog.String(KeyAccount, r.Account.String()), slog.String(KeyReason, r.Reason))
 			}
 		}
 		for _, c := range r.Copies {
@@ -250,22 +257,31 @@ func (ss *session) apply(m gomilter.Modifier, log *slog.Logger, d rules.Decision
 	}
 	if d.SenderRewritten {
 		log.Info(msgSender[dry],
-			KeyNewMailFrom, d.Sender, KeyReason, d.SenderReason, KeyAction, "rewrite_sender")
+			slog.String(KeyNewMailFrom, d.Sender), slog.String(KeyReason, d.SenderReason), slog.String(KeyAction, "rewrite_sender"))
 		if !dry {
 			if err := m.ChangeFrom(d.Sender, ""); err != nil {
 				return fmt.Errorf("change sender to %s: %w", d.Sender, err)
 			}
 		}
 	}
-	log.Info("message decided", KeyKind, d.Kind.String(), KeyReason, d.KindReason, KeyRelay, d.Relay,
-		KeyRcpts, len(d.Recipients), KeyRouted, routed, KeyCopies, copies, KeyDryRun, dry)
+	// One summary line per message; at info level only when no
+	// per-recipient line above already tells the story (one line per
+	// routed message, not two: log volume is CPU on a busy gateway).
+	level := slog.LevelInfo
+	if routed+copies > 0 || d.SenderRewritten {
+		level = slog.LevelDebug
+	}
+	if log.enabled(level) {
+		log.log(level, "message decided", slog.String(KeyKind, d.Kind.String()), slog.String(KeyReason, d.KindReason), slog.Bool(KeyRelay, d.Relay),
+			slog.Int(KeyRcpts, len(d.Recipients)), slog.Int(KeyRouted, routed), slog.Int(KeyCopies, copies), slog.Bool(KeyDryRun, dry))
+	}
 	return nil
 }
 
 // via sends recipient r through route (action "route": instead of normal
 // delivery; "copy": in addition to it), logging and counting it; in dry
 // run it only logs.
-func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, added map[string]bool) error {
+func (ss *session) via(m gomilter.Modifier, log *txlog, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, added map[string]bool) error {
 	to := ss.rules.RoutedAddress(r.Addr, route, choice)
 	dry := ss.rules.Milter.DryRun
 	ss.s.obs.Recipient(action, route.Name, rule)
@@ -273,8 +289,11 @@ func (ss *session) via(m gomilter.Modifier, log *slog.Logger, d rules.Decision, 
 	if action == "route" {
 		msg = msgRouted[dry]
 	}
-	log.Info(msg, KeyRcpt, r.Address, KeyRoutedRcpt, to, KeyRoute, route.Name, KeyHost, route.Chosen(choice).String(),
-		KeyRule, rule, KeyAction, action, KeyAccount, r.Account.String(), KeyKind, d.Kind.String())
+	if log.enabled(slog.LevelInfo) {
+		log.Info(msg, slog.String(KeyRcpt, r.Address), slog.String(KeyRoutedRcpt, to), slog.String(KeyRoute, route.Name),
+			slog.String(KeyHost, route.Chosen(choice).String()), slog.String(KeyRule, rule), slog.String(KeyAction, action),
+			slog.String(KeyAccount, r.Account.String()), slog.String(KeyKind, d.Kind.String()))
+	}
 	if dry {
 		return nil
 	}
@@ -319,17 +338,13 @@ func (ss *session) add(m gomilter.Modifier, added map[string]bool, to string, r 
 	return nil
 }
 
-// txLog is the transaction logger with the queue ID once Postfix has sent
+// txLog is the transaction logger, with the queue ID once Postfix has sent
 // it (macro i: from the second RCPT on, and at DATA and end of message).
-func (ss *session) txLog(m gomilter.Modifier) *slog.Logger {
-	log := ss.tlog
-	if log == nil {
-		log = ss.log
-	}
+func (ss *session) txLog(m gomilter.Modifier) *txlog {
 	if id := m.Get(gomilter.MacroQueueId); id != "" {
-		return log.With(KeyQueueID, id)
+		ss.log.set(KeyQueueID, id)
 	}
-	return log
+	return &ss.log
 }
 
 // recover turns a panic in a callback into a tempfail for this message and
@@ -337,7 +352,8 @@ func (ss *session) txLog(m gomilter.Modifier) *slog.Logger {
 // accepted undecided.
 func (ss *session) recover(stage string, resp **gomilter.Response, err *error) {
 	if p := recover(); p != nil {
-		ss.log.Error("internal error; tempfail", KeyStage, stage, KeyAction, "tempfail", KeyErr, fmt.Sprint(p), KeyStack, string(debug.Stack()))
+		ss.log.Error("internal error; tempfail", slog.String(KeyStage, stage), slog.String(KeyAction, "tempfail"),
+			slog.String(KeyErr, fmt.Sprint(p)), slog.String(KeyStack, string(debug.Stack())))
 		*resp, *err = gomilter.RespTempFail, nil
 	}
 }

@@ -76,7 +76,13 @@ func ParseAddress(s string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	return Address{Local: local, Domain: domain, ASCII: ascii, Key: strings.ToLower(local) + "@" + ascii}, nil
+	a := Address{Local: local, Domain: domain, ASCII: ascii}
+	if s[at+1:] == ascii && s[:at] == local && strings.ToLower(local) == local {
+		a.Key = s // already the key: no allocation for the common case
+	} else {
+		a.Key = strings.ToLower(local) + "@" + ascii
+	}
+	return a, nil
 }
 
 // parseAddress is ParseAddress for the engine's own callers.

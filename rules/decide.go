@@ -64,7 +64,13 @@ func (rs *Ruleset) decideRelayMessage(t *Tx, m Message, d *Decision) {
 // is recorded.
 func (rs *Ruleset) split(kind Kind, t *Tx, r *Recipient) {
 	for _, rule := range rs.Rules {
-		why := rs.mismatch(rule, kind, t, r)
+		why := ""
+		if m := rs.mismatch(rule, kind, t, r); m != matched {
+			why = "-"
+			if t.trace {
+				why = m.why(kind, t, r)
+			}
+		}
 		if why == "" {
 			switch {
 			case rule.AlsoDeliver && r.hasCopy(rule.Route):
@@ -101,19 +107,43 @@ func (rs *Ruleset) split(kind Kind, t *Tx, r *Recipient) {
 	}
 }
 
-// mismatch says why rule does not match recipient r of a message of kind,
-// or "" when it matches.
-func (rs *Ruleset) mismatch(rule *Rule, kind Kind, t *Tx, r *Recipient) string {
-	if kind == Inbound && !rule.Messages.Inbound || kind == Internal && !rule.Messages.Internal {
+// miss is which condition of a rule a recipient fails.
+type miss int
+
+const (
+	matched     miss = iota
+	missKind         // messages
+	missAccount      // accounts
+	missSender       // envelope senders
+	missRcpt         // envelope recipients
+)
+
+// mismatch says which condition of rule recipient r of a message of kind
+// fails, or matched.
+func (rs *Ruleset) mismatch(rule *Rule, kind Kind, t *Tx, r *Recipient) miss {
+	switch {
+	case kind == Inbound && !rule.Messages.Inbound || kind == Internal && !rule.Messages.Internal:
+		return missKind
+	case !rule.affects(kind, r.Account):
+		return missAccount
+	case !rs.matchAny(rule.Senders, t.from, t.fromOK, t.sender):
+		return missSender
+	case !rs.matchAny(rule.Recipients, r.Addr, true, r.Address):
+		return missRcpt
+	}
+	return matched
+}
+
+// why words a miss for explain --trace (built only when tracing).
+func (m miss) why(kind Kind, t *Tx, r *Recipient) string {
+	switch m {
+	case missKind:
 		return "messages: " + kind.String() + " messages are not selected"
-	}
-	if !rule.affects(kind, r.Account) {
+	case missAccount:
 		return "accounts: " + r.Account.String() + " recipients are not selected"
-	}
-	if !rs.matchAny(rule.Senders, t.from, t.fromOK, t.sender) {
+	case missSender:
 		return "envelope senders: <" + t.sender + "> matches no entry"
-	}
-	if !rs.matchAny(rule.Recipients, r.Addr, true, r.Address) {
+	case missRcpt:
 		return "envelope recipients: " + r.Addr.String() + " matches no entry"
 	}
 	return ""
@@ -167,6 +197,9 @@ func fromDomains(v string) []string {
 	// unfold it (RFC 5322 2.2.3) or a From with several authors, or one
 	// long one, reads as unparseable and the message as inbound.
 	v = unfold(v)
+	if out, ok := simpleFromDomains(v); ok {
+		return out
+	}
 	var addrs []string
 	if list, err := mail.ParseAddressList(v); err == nil {
 		for _, a := range list {
@@ -217,4 +250,33 @@ func unfold(v string) string {
 	}
 	v = strings.ReplaceAll(v, "\r\n", "\n")
 	return strings.ReplaceAll(strings.ReplaceAll(v, "\n\t", "\t"), "\n ", " ")
+}
+
+// simpleFromDomains reads the common From header without a full RFC 5322
+// parser: "addr", "Name <addr>", and lists of them, where no display name
+// holds quotes, comments, encoded words, group syntax or a second '<'.
+// ok is false for anything else, which the full parser then reads. Most
+// messages take this path: it saves the parser's ~20 allocations.
+func simpleFromDomains(v string) (domains []string, ok bool) {
+	if strings.ContainsAny(v, "\"()\\:;") || strings.Contains(v, "=?") {
+		return nil, false
+	}
+	for part := range strings.SplitSeq(v, ",") {
+		addr := strings.TrimSpace(part)
+		if i := strings.IndexByte(addr, '<'); i >= 0 {
+			j := strings.IndexByte(addr, '>')
+			if j < i || strings.TrimSpace(addr[j+1:]) != "" || strings.IndexByte(addr[i+1:], '<') >= 0 {
+				return nil, false
+			}
+			addr = addr[i+1 : j]
+		} else if strings.ContainsAny(addr, " \t>") {
+			return nil, false
+		}
+		a, err := parseAddress(addr)
+		if err != nil || strings.HasPrefix(a.ASCII, "[") {
+			return nil, false
+		}
+		domains = append(domains, a.ASCII)
+	}
+	return domains, len(domains) > 0
 }

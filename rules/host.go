@@ -120,7 +120,15 @@ func (r *Route) ImplicitTLS() bool {
 }
 
 // Chosen is the host a message on r goes to first with choice c.
-func (r *Route) Chosen(c Choice) Host { return r.Order(c)[0] }
+func (r *Route) Chosen(c Choice) Host {
+	switch {
+	case !r.Multiple():
+		return Host{Host: r.Host, Port: r.Port, Load: 100}
+	case len(r.Primary) > 0:
+		return r.Primary[c.Primary%len(r.Primary)]
+	}
+	return r.Secondary[c.Secondary%len(r.Secondary)]
+}
 
 // hops describes where r delivers: "[host]:port", "MX of host, port N",
 // or the tables of the multiple-host form with their loads.

@@ -147,8 +147,10 @@ func (t *Tx) rcpt(in RcptIn, r *Recipient) Verdict {
 		// domain in mydestination ({rcpt_addr} a@b for a%b@ours), which
 		// the queue file does not: what is delivered is the client's
 		// form, so that one is judged (as a relay recipient).
-		if c, ok := Canonical(in.Raw); known && ok && (c.Key == a.Key || strings.ContainsAny(c.Local, "%!")) {
-			a = c
+		if in.Raw != in.Stored {
+			if c, ok := Canonical(in.Raw); known && ok && (c.Key == a.Key || strings.ContainsAny(c.Local, "%!")) {
+				a = c
+			}
 		}
 	} else {
 		a, known = Canonical(in.Raw)
