@@ -10,8 +10,13 @@
 # routing namespace, transport and generic map — so each message costs a
 # full routing decision and a recipient rewrite.
 #
-# Runs alternate none, milter, none, milter … ROUNDS times and the medians
-# are reported, with splitrelay's CPU time per message.
+# The floor is a no-op C libmilter (contrib/bench/noop-milter.c, built here
+# with Debian's libmilter-dev, which the script installs as root when it is
+# missing): every callback a routing milter needs, each answering continue.
+# Both milters listen on unix sockets in Postfix's spool.
+#
+# Runs alternate none, C no-op, splitrelay … ROUNDS times and the medians
+# are reported, with each milter's CPU time per message and the ratios.
 #
 # Environment: MESSAGES (2000), SESSIONS (10), ROUNDS (2), KEEP=1 keeps the
 # temporary directory.
@@ -24,6 +29,11 @@ SESSIONS=${SESSIONS:-10}
 ROUNDS=${ROUNDS:-2}
 
 need postfix postconf smtp-sink smtp-source setpriv
+if [ ! -e /usr/include/libmilter/mfapi.h ]; then
+	command -v apt-get >/dev/null || die "libmilter-dev is missing (the no-op C milter needs it)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q libmilter-dev >/dev/null || die "apt-get install libmilter-dev failed"
+fi
+command -v gcc >/dev/null || die "gcc is missing (apt-get install gcc)"
 build
 start_cleanup_trap
 make_work splitrelay-bench
@@ -71,6 +81,18 @@ splitrelay_attach "$config"
 milters=$(pc -h smtpd_milters)
 [ -n "$milters" ] || die "splitrelay postfix did not set smtpd_milters"
 
+# The no-op C milter, beside ours in the spool, with the same per-milter
+# settings.
+gcc -O2 -o "$WORK/noop-milter" contrib/bench/noop-milter.c -lmilter || die "cannot build contrib/bench/noop-milter.c"
+mkdir -p "$PF_DIR/spool/noop"
+chmod 755 "$PF_DIR/spool/noop"
+"$WORK/noop-milter" "unix:$PF_DIR/spool/noop/milter.sock" 2>"$WORK/noop-milter.log" &
+noop_pid=$!
+PIDS+=("$noop_pid")
+for _ in $(seq 100); do [ -S "$PF_DIR/spool/noop/milter.sock" ] && break; sleep 0.05; done
+[ -S "$PF_DIR/spool/noop/milter.sock" ] || die "the no-op C milter did not start: $(cat "$WORK/noop-milter.log")"
+c_milters="{ unix:$PF_DIR/spool/noop/milter.sock, default_action=tempfail, protocol=6 }"
+
 # sink_count: messages the sink has received so far.
 sink_count() {
 	tr '\r' '\n' <"$WORK/sink-sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1 | grep . || echo 0
@@ -81,20 +103,25 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# set_milter on|off: attach or detach the milter (smtpd_milters only; the
-# maps and transports stay) and reload.
+# set_milter none|c|splitrelay: which milter smtpd_milters names (the maps
+# and transports stay), then reload.
 set_milter() {
-	if [ "$1" = on ]; then pc -e "smtpd_milters=$milters"; else pc -e "smtpd_milters="; fi
+	case $1 in
+	splitrelay) pc -e "smtpd_milters=$milters" ;;
+	c) pc -e "smtpd_milters=$c_milters" ;;
+	*) pc -e "smtpd_milters=" ;;
+	esac
 	pf reload >/dev/null 2>&1
 	sleep 1 # let the old smtpd processes go
 }
 
-# run_once LABEL: one smtp-source run; prints msg/s.
+# run_once PID: one smtp-source run; prints msg/s and the CPU ms per
+# message of process PID (a milter, or 0 for none).
 run_once() {
-	local before want t0 t1 ticks0 ticks1
+	local before want t0 t1 ticks0=0 ticks1=0 pid=$1
 	before=$(sink_count)
 	want=$((before + MESSAGES))
-	ticks0=$(cpu_ticks "$milter_pid")
+	[ "$pid" = 0 ] || ticks0=$(cpu_ticks "$pid")
 	t0=$(date +%s.%N)
 	timeout 600 smtp-source -s "$SESSIONS" -m "$MESSAGES" -t rcpt@example.com -f sender@external.test \
 		"127.0.0.1:$smtpd_port" || die "smtp-source failed or timed out"
@@ -104,7 +131,7 @@ run_once() {
 		sleep 0.05
 	done
 	t1=$(date +%s.%N)
-	ticks1=$(cpu_ticks "$milter_pid")
+	[ "$pid" = 0 ] || ticks1=$(cpu_ticks "$pid")
 	awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v dt="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" \
 		'BEGIN { printf "%.1f %.3f\n", n / (t1 - t0), dt / hz * 1000 / n }'
 }
@@ -116,31 +143,44 @@ median() {
 }
 
 echo "splitrelay bench: $("$SPLITRELAY" version)"
-echo "postfix $(postconf -d -h mail_version), $(nproc) CPUs; smtp-source -s $SESSIONS -m $MESSAGES, one recipient per message, milter on a unix socket"
-printf '%-4s %-11s %8s %22s\n' run milter msg/s "splitrelay CPU ms/msg"
-none=() with=() cpu=()
+echo "postfix $(postconf -d -h mail_version), $(nproc) CPUs; smtp-source -s $SESSIONS -m $MESSAGES, one recipient per message, milters on unix sockets"
+printf '%-4s %-11s %8s %18s\n' run milter msg/s "milter CPU ms/msg"
+none=() cm=() ccpu=() with=() cpu=()
 run=0
 for ((r = 1; r <= ROUNDS; r++)); do
-	for mode in none milter; do
+	for mode in none c splitrelay; do
 		run=$((run + 1))
-		if [ "$mode" = none ]; then set_milter off; else set_milter on; fi
-		read -r rate ms < <(run_once "$mode")
-		if [ "$mode" = none ]; then
+		set_milter "$mode"
+		case $mode in
+		none)
+			read -r rate ms < <(run_once 0)
 			none+=("$rate")
-			printf '%-4s %-11s %8s %22s\n' "$run" none "$rate" -
-		else
+			printf '%-4s %-11s %8s %18s\n' "$run" none "$rate" -
+			;;
+		c)
+			read -r rate ms < <(run_once "$noop_pid")
+			cm+=("$rate") ccpu+=("$ms")
+			printf '%-4s %-11s %8s %18s\n' "$run" "C no-op" "$rate" "$ms"
+			;;
+		splitrelay)
+			read -r rate ms < <(run_once "$milter_pid")
 			with+=("$rate") cpu+=("$ms")
-			printf '%-4s %-11s %8s %22s\n' "$run" splitrelay "$rate" "$ms"
-		fi
+			printf '%-4s %-11s %8s %18s\n' "$run" splitrelay "$rate" "$ms"
+			;;
+		esac
 	done
 done
 
 m_none=$(printf '%s\n' "${none[@]}" | median)
+m_c=$(printf '%s\n' "${cm[@]}" | median)
+m_ccpu=$(printf '%s\n' "${ccpu[@]}" | median %.3f)
 m_with=$(printf '%s\n' "${with[@]}" | median)
 m_cpu=$(printf '%s\n' "${cpu[@]}" | median %.3f)
 echo
-echo "median without milter: $m_none msg/s"
-echo "median with splitrelay: $m_with msg/s ($m_cpu ms splitrelay CPU per message)"
-awk -v a="$m_with" -v b="$m_none" 'BEGIN { printf "ratio with/without: %.2f\n", a / b }'
+echo "median without milter:   $m_none msg/s"
+echo "median with C no-op:     $m_c msg/s ($m_ccpu ms milter CPU per message)"
+echo "median with splitrelay:  $m_with msg/s ($m_cpu ms milter CPU per message, routing every message)"
+awk -v a="$m_with" -v b="$m_none" -v c="$m_c" -v x="$m_cpu" -v y="$m_ccpu" 'BEGIN {
+	printf "ratio splitrelay/none: %.2f   splitrelay/C no-op: %.2f msg/s, %.2f CPU\n", a / b, a / c, (y > 0 ? x / y : 0) }'
 routed=$(grep -c 'splitrelay-legacy.*status=sent' "$PF_DIR/postfix.log" || true)
 echo "messages delivered through the legacy route: $routed (expected $((ROUNDS * MESSAGES)))"
