@@ -17,6 +17,9 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 GO       ?= go
 FUZZTIME ?= 30s
+# make test runs every Fuzz target too, briefly: the seeds and committed
+# crashers always, and a few seconds of new inputs.
+TESTFUZZTIME ?= 5s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -33,6 +36,7 @@ deps:
 
 test: deps
 	contrib/scripts/test.sh
+	FUZZTIME=$(TESTFUZZTIME) contrib/scripts/fuzz.sh
 	contrib/scripts/package-test.sh
 
 check:

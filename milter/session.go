@@ -299,30 +299,14 @@ func (ss *session) via(m gomilter.Modifier, log *txlog, d rules.Decision, r rule
 	}
 	if action == "route" {
 		// Postfix matches a deletion against the recipient as smtpd
-		// first stored it (the queue file's original recipient, in
-		// internal form: cleanup_milter.c cleanup_del_rcpt), which it
-		// derives from the RCPT argument by dropping a source route and
-		// resolving quotes and comments; it applies the same resolution
-		// to what we send. Every recipient deleted this way has the same
-		// stored form, hence the same decision.
-		del := deletionForm(r.Address)
+		// first stored it (rules.Original). Every recipient deleted this
+		// way has the same stored form, hence the same decision.
+		del := rules.Original(r.Address)
 		if err := m.DeleteRecipient(del); err != nil {
 			return fmt.Errorf("delete recipient %s: %w", del, err)
 		}
 	}
 	return ss.add(m, added, to, r)
-}
-
-// deletionForm is the RCPT argument without its source route
-// (@relay:user@domain), as smtpd's extract_addr truncates it before
-// storing the original recipient.
-func deletionForm(raw string) string {
-	if strings.HasPrefix(raw, "@") {
-		if i := strings.IndexByte(raw, ':'); i > 0 {
-			return raw[i+1:]
-		}
-	}
-	return raw
 }
 
 // add adds a routing-namespace recipient once per message, carrying the

@@ -182,7 +182,32 @@ func Canonical(raw string) (a Address, ok bool) {
 		return Address{}, false
 	}
 	a, err := ParseAddress(s)
-	return a, err == nil
+	if err != nil || s[0] != '"' && !dotString(a.Local) {
+		// An unquoted local part must be a dot-atom: anything else
+		// (RFC 822 specials, empty atoms) Postfix's tokenizer reads its
+		// own way.
+		return Address{}, false
+	}
+	return a, true
+}
+
+// Original is the form of an RCPT argument that Postfix records as the
+// recipient's original address (the queue file's original_recipient) up
+// to the quoting and comments its tokenizer resolves: the argument with a
+// leading source route truncated, as smtpd's extract_addr does. A milter's
+// DeleteRecipient is matched against that record after the same
+// tokenizing (cleanup_milter.c cleanup_del_rcpt), so deleting Original(raw)
+// removes exactly the recipients whose stored form is raw's: no other.
+// (Deleting the {rcpt_addr} form instead misses <zed>, <x@ours.> and
+// upper-case addresses; deleting raw misses source routes: measured,
+// testdata/address/postfix.tsv.)
+func Original(raw string) string {
+	if strings.HasPrefix(raw, "@") {
+		if i := strings.IndexByte(raw, ':'); i > 0 {
+			return raw[i+1:]
+		}
+	}
+	return raw
 }
 
 // normalizeDomain returns the lower-case A-label form of a domain name, or

@@ -80,3 +80,51 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStoredForm is a differential target: whenever the engine reads an
+// RCPT argument itself (Canonical, used when the MTA does not send
+// {rcpt_addr}, and by explain), it must read the address Postfix stores
+// (the tok822 model), and the routed form must carry that same address;
+// the deletion form must internalise to Postfix's original recipient.
+// Seeds: testdata/address/postfix.tsv (measured on Postfix 3.7.11).
+func FuzzStoredForm(f *testing.F) {
+	for _, row := range measuredAddresses(f) {
+		f.Add(row.raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		a, ok := Canonical(raw)
+		if !ok {
+			return
+		}
+		local, domain, mok := tok822(raw)
+		if !mok {
+			t.Fatalf("Canonical(%q) = %q, but Postfix would not store it as one address", raw, a.Stored())
+		}
+		if a.Local != local || !strings.EqualFold(a.Domain, domain) {
+			t.Fatalf("Canonical(%q): local %q domain %q; Postfix stores local %q domain %q", raw, a.Local, a.Domain, local, domain)
+		}
+		// The routed address, once Postfix has internalised it and the
+		// generic map has taken the namespace off, is the stored one.
+		rs := fuzzRules(t)
+		routed := rs.RoutedAddress(a, rs.Routes["legacy"], Choice{})
+		rl, rd, rok := tok822(routed)
+		if !rok || rl != local || rd != domain+".legacy."+rs.Milter.RoutingSuffix {
+			t.Fatalf("routed %q reads back as %q@%q, want %q@%q.legacy...", routed, rl, rd, local, domain)
+		}
+	})
+}
+
+var fuzzRulesOnce struct {
+	rs *Ruleset
+}
+
+func fuzzRules(t *testing.T) *Ruleset {
+	if fuzzRulesOnce.rs == nil {
+		rs, err := Load("f.toml", []byte("[organization]\ndomains = [\"example.com\"]\n[routes.legacy]\nhost = \"192.0.2.1\"\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fuzzRulesOnce.rs = rs
+	}
+	return fuzzRulesOnce.rs
+}
