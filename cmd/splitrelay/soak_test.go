@@ -85,7 +85,8 @@ const soakUsers = 40
 
 // soakRcpt is one recipient of a soak message and where it must land.
 type soakRcpt struct {
-	addr  string
+	addr  string   // the address Postfix stores (lower case)
+	sent  string   // what the client types after RCPT TO:; default <addr>
 	want  []string // sinks; nil: must be refused (relay denied)
 	state string   // "", "done" (250 and message queued), "rejected"
 }
@@ -98,7 +99,27 @@ type soakMsg struct {
 }
 
 // soakPlan builds message i: deterministic, so a run can be repeated.
-func soakPlan(i int) *soakMsg {
+// With hostile set, every seventh message uses a form Postfix
+// canonicalises (issue 9): source route, quoted local part, spaces inside
+// the brackets, an unqualified address (myorigin = example.com), capitals.
+func soakPlan(i int, hostile bool) *soakMsg {
+	if hostile && i%7 == 6 {
+		m := &soakMsg{id: i, source: "127.0.0.1", from: fmt.Sprintf("<sender%d@elsewhere.test>", i%97)}
+		n := (i / 7) % soakUsers
+		switch (i / 7) % 5 {
+		case 0:
+			m.rcpts = []*soakRcpt{{addr: fmt.Sprintf("z%d@example.com", i), sent: fmt.Sprintf("<@relay.test:z%d@example.com>", i), want: []string{"legacy"}}}
+		case 1:
+			m.rcpts = []*soakRcpt{{addr: fmt.Sprintf("u%d@example.com", n), sent: fmt.Sprintf(`<"u%d"@example.com>`, n), want: []string{"gmail"}}}
+		case 2:
+			m.rcpts = []*soakRcpt{{addr: fmt.Sprintf("z%d@example.com", i), sent: fmt.Sprintf("< z%d@example.com >", i), want: []string{"legacy"}}}
+		case 3:
+			m.rcpts = []*soakRcpt{{addr: fmt.Sprintf("z%d@example.com", i), sent: fmt.Sprintf("<z%d>", i), want: []string{"legacy"}}}
+		case 4:
+			m.rcpts = []*soakRcpt{{addr: fmt.Sprintf("u%d@example.com", n), sent: fmt.Sprintf("<U%d@EXAMPLE.COM>", n), want: []string{"gmail"}}}
+		}
+		return m
+	}
 	m := &soakMsg{id: i, source: "127.0.0.1", from: fmt.Sprintf("<sender%d@elsewhere.test>", i%97)}
 	u := func(n int) *soakRcpt {
 		return &soakRcpt{addr: fmt.Sprintf("u%d@example.com", n%soakUsers), want: []string{"gmail"}}
@@ -178,7 +199,11 @@ func deliver(addr string, m *soakMsg, st *soakStats, deadline time.Time) {
 		}
 		raw := postfixtest.RawMail{Source: m.source, From: m.from, Timeout: 60 * time.Second}
 		for _, r := range pending {
-			raw.Rcpts = append(raw.Rcpts, "<"+r.addr+">")
+			if r.sent != "" {
+				raw.Rcpts = append(raw.Rcpts, r.sent)
+			} else {
+				raw.Rcpts = append(raw.Rcpts, "<"+r.addr+">")
+			}
 		}
 		raw.Data = []byte(fmt.Sprintf("From: %s\nTo: soak@example.com\nSubject: soak %d\nX-Soak-ID: %d\n\nsoak message %d\n",
 			strings.Trim(m.from, "<>"), m.id, m.id, m.id))
@@ -247,6 +272,7 @@ func TestSoak(t *testing.T) {
 	}
 	total := envInt("SOAK_MESSAGES", 10000)
 	sessions := envInt("SOAK_SESSIONS", 50)
+	hostile := os.Getenv("SOAK_HOSTILE") == "1"
 
 	sinks := map[string]*postfixtest.MemSink{}
 	for _, n := range []string{"gmail", "internet", "legacy", "archive"} {
@@ -265,13 +291,13 @@ func TestSoak(t *testing.T) {
 		"elsewhere.test": sinks["internet"].NextHop(),
 	})
 	permissive(t, s)
-	s.pf.Postconf(t, "-e", "default_process_limit = 150", "smtpd_client_connection_count_limit = 0")
+	s.pf.Postconf(t, "-e", "default_process_limit = 150", "smtpd_client_connection_count_limit = 0", "myorigin = example.com")
 	s.pf.Reload(t)
 
 	st := &soakStats{rejected: map[string]int{}}
 	msgs := make([]*soakMsg, total)
 	for i := range msgs {
-		msgs[i] = soakPlan(i)
+		msgs[i] = soakPlan(i, hostile)
 	}
 	start := time.Now()
 	deadline := start.Add(envDuration("SOAK_TIMEOUT", 15*time.Minute))
@@ -386,8 +412,10 @@ func TestSoak(t *testing.T) {
 	}
 	var lost, misrouted, dups, unauth, pendingLeft int
 	var examples []string
-	example := func(f string, a ...any) {
-		if len(examples) < 20 {
+	perKind := map[string]int{}
+	example := func(f string, a ...any) { // up to 5 of each kind
+		kind, _, _ := strings.Cut(f, ":")
+		if perKind[kind]++; perKind[kind] <= 5 {
 			examples = append(examples, fmt.Sprintf(f, a...))
 		}
 	}
@@ -429,6 +457,9 @@ func TestSoak(t *testing.T) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nsplitrelay soak report\n")
+	if hostile {
+		fmt.Fprintf(&b, "  SOAK_HOSTILE=1: every seventh message uses a form Postfix canonicalises\n")
+	}
 	fmt.Fprintf(&b, "  messages %d over %d concurrent sessions; sending took %v, all delivered after %v\n", total, sessions, sendTime.Round(time.Second), time.Since(start).Round(time.Second))
 	fmt.Fprintf(&b, "  faults:\n")
 	for _, f := range faults {

@@ -1,9 +1,7 @@
 package postfixtest_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/textproto"
 	"os"
@@ -122,60 +120,15 @@ func (p *probe) seen() ([]probeEvent, []error) {
 // ("" when DATA was not reached).
 func rawSMTP(t *testing.T, addr string, utf8 bool, rcpts []string, body string) (rcptReplies []string, dataReply string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	m := postfixtest.RawMail{Rcpts: rcpts, Data: []byte("From: sender@client.test\nTo: undisclosed-recipients:;\nSubject: probe\n\n" + body + "\n")}
+	if utf8 {
+		m.MailArgs = "SMTPUTF8"
+	}
+	r, err := postfixtest.SMTP(addr, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(120 * time.Second))
-	tp := textproto.NewConn(c)
-	cmd := func(line string) string {
-		if line != "" {
-			if _, err := io.WriteString(c, line+"\r\n"); err != nil {
-				t.Fatalf("write %q: %v", line, err)
-			}
-		}
-		var b strings.Builder
-		for {
-			l, err := tp.ReadLine()
-			if err != nil {
-				t.Fatalf("after %q: %v", line, err)
-			}
-			b.WriteString(l)
-			if len(l) < 4 || l[3] != '-' {
-				return b.String()
-			}
-			b.WriteString("\n")
-		}
-	}
-	cmd("")
-	cmd("EHLO client.test")
-	mail := "MAIL FROM:<sender@client.test>"
-	if utf8 {
-		mail += " SMTPUTF8"
-	}
-	if r := cmd(mail); !strings.HasPrefix(r, "250") {
-		t.Fatalf("%s: %s", mail, r)
-	}
-	ok := false
-	for _, r := range rcpts {
-		reply := cmd("RCPT TO:" + r)
-		rcptReplies = append(rcptReplies, reply)
-		ok = ok || strings.HasPrefix(reply, "250")
-	}
-	if !ok {
-		cmd("QUIT")
-		return rcptReplies, ""
-	}
-	if r := cmd("DATA"); !strings.HasPrefix(r, "354") {
-		t.Fatalf("DATA: %s", r)
-	}
-	w := bufio.NewWriter(c)
-	fmt.Fprintf(w, "From: sender@client.test\r\nTo: undisclosed-recipients:;\r\nSubject: probe\r\n\r\n%s\r\n.\r\n", body)
-	w.Flush()
-	dataReply = cmd("")
-	cmd("QUIT")
-	return rcptReplies, dataReply
+	return r.Rcpt, r.Data
 }
 
 func queueIDOf(reply string) string {
