@@ -86,6 +86,12 @@ func (m *probeMilter) EndOfMessage(mod gomilter.Modifier) (*gomilter.Response, e
 // probe and the Postfix smtpd_milters value.
 func startProbe(t *testing.T) (*probe, string) {
 	t.Helper()
+	return startProbeMacros(t, []gomilter.MacroName{gomilter.MacroRcptAddr, gomilter.MacroRcptHost, gomilter.MacroRcptMailer})
+}
+
+// startProbeMacros is startProbe with the milter's RCPT macro request.
+func startProbeMacros(t *testing.T, rcptMacros []gomilter.MacroName) (*probe, string) {
+	t.Helper()
 	p := &probe{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,8 +100,7 @@ func startProbe(t *testing.T) (*probe, string) {
 	srv := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return &probeMilter{p: p} }),
 		gomilter.WithActions(gomilter.OptAddRcpt|gomilter.OptAddRcptWithArgs|gomilter.OptRemoveRcpt|gomilter.OptQuarantine),
-		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{
-			gomilter.MacroRcptAddr, gomilter.MacroRcptHost, gomilter.MacroRcptMailer}),
+		gomilter.WithMacroRequest(gomilter.StageRcpt, rcptMacros),
 	)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -172,6 +177,10 @@ type probeSite struct {
 
 func newProbeSite(t *testing.T) *probeSite {
 	p, milterAddr := startProbe(t)
+	return newProbeSiteWith(t, p, milterAddr)
+}
+
+func newProbeSiteWith(t *testing.T, p *probe, milterAddr string) *probeSite {
 	sink := postfixtest.StartSink(t, "sink")
 	in := postfixtest.Start(t, postfixtest.Options{
 		RelayDomains: []string{"acme.test", "relay.test"},
@@ -238,6 +247,10 @@ func TestAddressProbe(t *testing.T) {
 		{"mydestination=acme.test", "<a%b@acme.test>", false, "a%b@acme.test", "a@b.acme.test", "a%b@acme.test", "a%b@acme.test"},
 		{"mydestination=acme.test", "<b!a@acme.test>", false, "b!a@acme.test", "a@b.acme.test", "b!a@acme.test", "b!a@acme.test"},
 		{"mydestination=acme.test", "<zed%other.test@acme.test>", false, "zed%other.test@acme.test", "zed@other.test", "zed%other.test@acme.test", "zed%other.test@acme.test"},
+		// The milter's own macro request (protocol 6) wins over an empty
+		// milter_rcpt_macros: {rcpt_addr} still arrives (myorigin is
+		// other.test since the row above that set it).
+		{"milter_rcpt_macros=", "<zed>", false, "zed", "zed@other.test", "zed", "zed@other.test"},
 	}
 	var md strings.Builder
 	md.WriteString("| setting | RCPT TO | reply | milter RcptTo arg | {rcpt_addr} | {rcpt_host} | queue file (postcat) |\n|---|---|---|---|---|---|---|\n")
@@ -504,4 +517,19 @@ func TestAddressProbeAdd(t *testing.T) {
 		t.Logf("| `%s` | `%s` | `%s` | `%s` |", strings.Join(r.rcpts, " "), r.del, r.add, strings.Join(got, "`, `"))
 	}
 	t.Logf("postfix log:\n%s", strings.Join(s.in.LogLines("splitrelay-legacy"), "\n"))
+}
+
+// TestAddressProbeMacroRequest: a milter that asks for macros at
+// negotiation gets only those (Postfix honours the request over
+// milter_rcpt_macros), so a milter that requests only "i" at RCPT never
+// sees {rcpt_addr}: it must ask for it.
+func TestAddressProbeMacroRequest(t *testing.T) {
+	p, addr := startProbeMacros(t, []gomilter.MacroName{gomilter.MacroQueueId})
+	s := newProbeSiteWith(t, p, addr)
+	s.p.reset(probePlan{})
+	rawSMTP(t, s.in.Addr(), false, []string{"<zed>"}, "probe")
+	ev, _ := s.p.seen()
+	if len(ev) != 1 || ev[0].RcptAddr != "" {
+		t.Errorf("with only i requested at RCPT: events %+v, want one RCPT without {rcpt_addr}", ev)
+	}
 }
