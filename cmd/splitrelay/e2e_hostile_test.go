@@ -340,8 +340,8 @@ func TestE2EHostileVolume(t *testing.T) {
 	h := newHostileSite(t)
 	ok := "250 2.1.5"
 
-	// 1,000 recipients: 500 unknown (legacy), alice 500 times under
-	// distinct case forms is not possible, so 499 unknown + alice.
+	// 1,000 recipients (smtpd_recipient_limit): 999 unknown addresses for
+	// the legacy server and alice for the primary system.
 	var rcpts, legacyWant, replies []string
 	for i := range 999 {
 		a := fmt.Sprintf("u%04d@example.com", i)
