@@ -1,10 +1,14 @@
 package postfixtest_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/textproto"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +27,39 @@ import (
 // an added routed recipient survives the generic map unchanged. Its results
 // are recorded in the expectations below; a Postfix that behaves otherwise
 // fails the test, so a change in Postfix cannot silently break the milter.
+
+var update = flag.Bool("update", false, "rewrite testdata/postfix/rcpt-*.json from the probe's tables")
+
+// checkGolden keeps testdata/postfix/NAME, the probe's measured table as
+// JSON, in step with the table in this file, so tests without a Postfix
+// (the engine's, fuzz targets) can use what Postfix does. Fields: the RCPT
+// argument as typed, the milter's RcptTo argument, {rcpt_addr}, the queue
+// file's original_recipient (what DeleteRecipient is matched against) and
+// recipient (what is delivered); for deletions, the recipients left.
+// Settings accumulate in table order from the base of newProbeSite
+// (mydomain = myorigin = acme.test, relay_domains = acme.test, relay.test,
+// mydestination empty).
+func checkGolden(t *testing.T, name string, v any) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	path := filepath.Join("..", "..", "testdata", "postfix", name)
+	if *update {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(old, data) {
+		t.Errorf("%s is not in step with the probe's table (err %v): run go test -run %s -update", path, err, t.Name())
+	}
+}
 
 // probeMilter records what Postfix tells a milter and, at end of message,
 // applies the current plan (delete, add, hold).
@@ -252,6 +289,20 @@ func TestAddressProbe(t *testing.T) {
 		// other.test since the row above that set it).
 		{"milter_rcpt_macros=", "<zed>", false, "zed", "zed@other.test", "zed", "zed@other.test"},
 	}
+	type form struct {
+		Setting           string `json:"setting,omitempty"`
+		Rcpt              string `json:"rcpt"`
+		SMTPUTF8          bool   `json:"smtputf8,omitempty"`
+		MilterArg         string `json:"milter_arg"`
+		RcptAddr          string `json:"rcpt_addr"`
+		OriginalRecipient string `json:"original_recipient"`
+		Recipient         string `json:"recipient"`
+	}
+	var forms []form
+	for _, r := range rows {
+		forms = append(forms, form{r.setting, r.rcpt, r.utf8, r.arg, r.macro, r.orig, r.stored})
+	}
+	checkGolden(t, "rcpt-forms.json", forms)
 	var md strings.Builder
 	md.WriteString("| setting | RCPT TO | reply | milter RcptTo arg | {rcpt_addr} | {rcpt_host} | queue file (postcat) |\n|---|---|---|---|---|---|---|\n")
 	cur := map[string]string{}
@@ -332,6 +383,16 @@ func TestAddressProbeDelete(t *testing.T) {
 		{[]string{"<a%b@acme.test>"}, "a%b@acme.test", none},
 		{[]string{"<b!a@acme.test>"}, "b!a@acme.test", none},
 	}
+	type deletion struct {
+		Rcpts  []string `json:"rcpts"`
+		Delete string   `json:"delete"`
+		Left   []string `json:"left"`
+	}
+	var dels []deletion
+	for _, r := range rows {
+		dels = append(dels, deletion{r.rcpts, r.del, r.left})
+	}
+	checkGolden(t, "rcpt-deletes.json", dels)
 	var md strings.Builder
 	md.WriteString("| RCPT TO lines | DeleteRecipient | queue file after |\n|---|---|---|\n")
 	for _, r := range rows {
