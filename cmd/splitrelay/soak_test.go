@@ -410,7 +410,7 @@ func TestSoak(t *testing.T) {
 			}
 		}
 	}
-	var lost, misrouted, dups, unauth, pendingLeft int
+	var lost, misrouted, dups, unauth, pendingLeft, refused int
 	var examples []string
 	perKind := map[string]int{}
 	example := func(f string, a ...any) { // up to 5 of each kind
@@ -432,6 +432,10 @@ func TestSoak(t *testing.T) {
 					lost++
 					example("lost: message %d %s → %s", m.id, r.addr, sk)
 				}
+			}
+			if r.want != nil && r.state == "rejected" {
+				refused++
+				example("refused though deliverable: message %d %s (%s)", m.id, r.sent, r.addr)
 			}
 			if r.want == nil && r.state == "done" {
 				unauth++
@@ -486,6 +490,7 @@ func TestSoak(t *testing.T) {
 	fmt.Fprintf(&b, "  misrouted             %d\n", misrouted)
 	fmt.Fprintf(&b, "  relayed without auth  %d\n", unauth)
 	fmt.Fprintf(&b, "  lost                  %d\n", lost)
+	fmt.Fprintf(&b, "  refused though ours   %d (a permanent error for a recipient the rules deliver)\n", refused)
 	for _, e := range examples {
 		fmt.Fprintf(&b, "    e.g. %s\n", e)
 	}
@@ -493,8 +498,8 @@ func TestSoak(t *testing.T) {
 	if out := os.Getenv("SOAK_REPORT"); out != "" {
 		os.WriteFile(out, []byte(b.String()), 0o644)
 	}
-	if lost+misrouted+dups+unauth > 0 || pendingLeft > 0 {
-		t.Errorf("soak failed: lost %d, misrouted %d, duplicates %d, unauthorized %d, never queued %d", lost, misrouted, dups, unauth, pendingLeft)
+	if lost+misrouted+dups+unauth+refused > 0 || pendingLeft > 0 {
+		t.Errorf("soak failed: lost %d, misrouted %d, duplicates %d, unauthorized %d, refused though ours %d, never queued %d", lost, misrouted, dups, unauth, refused, pendingLeft)
 	}
 }
 
