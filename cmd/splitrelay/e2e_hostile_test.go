@@ -89,12 +89,16 @@ func newHostileSite(t *testing.T) *hostileSite {
 		"bücher.test":        h.idn.NextHop(), // Postfix 3.7 matches the U-label only as written
 		"elsewhere.test":     s.internet.NextHop(),
 	})
-	h.main(t,
+	h.pf.Postconf(t, "-e",
 		"relay_domains = example.com, example.org, xn--bcher-kva.test",
 		"smtpd_recipient_limit = 1000",
 		"message_size_limit = 40000000",
 		"mydomain = example.com",
 	)
+	// What `splitrelay postfix` generates has the last word, as when an
+	// administrator runs it after editing main.cf.
+	h.attach()
+	time.Sleep(2 * time.Second)
 	return h
 }
 
