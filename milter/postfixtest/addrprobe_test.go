@@ -594,3 +594,32 @@ func TestAddressProbeMacroRequest(t *testing.T) {
 		t.Errorf("with only i requested at RCPT: events %+v, want one RCPT without {rcpt_addr}", ev)
 	}
 }
+
+// TestAddressProbeIDNRelay: Postfix 3.7 matches relay_domains by the
+// domain as the client wrote it. An outside client's RCPT TO:<x@bücher.test>
+// is refused with only the A-label listed and accepted once the U-label is
+// listed too; the A-label form is accepted either way.
+func TestAddressProbeIDNRelay(t *testing.T) {
+	s := newProbeSite(t)
+	send := func(rcpt string) string {
+		r, err := postfixtest.SMTP(s.in.Addr(), postfixtest.RawMail{Source: "127.0.0.3", MailArgs: "SMTPUTF8", Rcpts: []string{rcpt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Rcpt[0]
+	}
+	for _, c := range []struct {
+		relayDomains, rcpt, want string
+	}{
+		{"xn--bcher-kva.test", "<x@bücher.test>", "554 5.7.1"},
+		{"xn--bcher-kva.test", "<x@xn--bcher-kva.test>", "250"},
+		{"xn--bcher-kva.test, bücher.test", "<x@bücher.test>", "250"},
+		{"xn--bcher-kva.test, bücher.test", "<x@BÜCHER.test>", "250"},
+	} {
+		s.p.reset(probePlan{Hold: true})
+		s.set(t, map[string]string{"relay_domains": c.relayDomains, "mynetworks": "127.0.0.1/32"})
+		if got := send(c.rcpt); !strings.HasPrefix(got, c.want) {
+			t.Errorf("relay_domains = %s, RCPT TO:%s from outside: %q, want %s…", c.relayDomains, c.rcpt, got, c.want)
+		}
+	}
+}
