@@ -11,6 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH
 GO=${GO:-go}
+# Like make test: a Postfix command run without the private instance's own
+# configuration dies instead of reading the machine's.
+T=$(mktemp -d /tmp/splitrelay-soak.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+mkdir "$T/noconf"
+export MAIL_CONFIG="$T/noconf"
 filter() {
 	if [ "${SOAK_VERBOSE:-}" = 1 ]; then cat; else grep -v -e '^ *time=' -e 'splitrelay log:' || true; fi
 }
