@@ -147,13 +147,18 @@ func Load(name string, data []byte, files Files) (*Ruleset, error) {
 	if err != nil {
 		return nil, Errors{syntaxError(name, err)}
 	}
+	idf := newIDFiles(data, files)
 	l := &loader{name: name, md: md, ix: indexPositions(string(data)), files: files}
+	if files != nil {
+		l.files = idf
+	}
 	l.unknownKeys()
 	rs := l.build(&f)
 	if len(l.errs) > 0 {
 		l.sort()
 		return nil, l.errs
 	}
+	rs.ID = idf.id()
 	return rs, nil
 }
 
