@@ -30,11 +30,12 @@ type command struct {
 var commands map[string]command
 
 // commandOrder is the order of the overview.
-var commandOrder = []string{"run", "check", "explain", "postfix", "test-route", "version", "help"}
+var commandOrder = []string{"run", "reload", "check", "explain", "postfix", "test-route", "version", "help"}
 
 func init() {
 	commands = map[string]command{
 		"run":     {cmdRun, "run -c FILE                 run the milter daemon (foreground; SIGHUP reloads, SIGTERM stops)"},
+		"reload":  {cmdReload, "reload -c FILE [--pid PID]   validate FILE, have the running daemon reload it, report its result"},
 		"check":   {cmdCheck, "check -c FILE               validate a configuration"},
 		"explain": {cmdExplain, "explain -c FILE --from ADDR --to ADDR...\n                              show what the rules do with an envelope, without an MTA"},
 		"postfix": {cmdPostfix, "postfix -c FILE [--format text|postconf] [--map-dir DIR]\n                              print the Postfix side of a configuration"},
