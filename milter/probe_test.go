@@ -102,3 +102,41 @@ func TestProbeAddr(t *testing.T) {
 		t.Errorf("ProbeAddr = %s %s", network, addr)
 	}
 }
+
+// A real MTA session counts while it lasts.
+func TestSessionsCounted(t *testing.T) {
+	c, _, s := startServer(t, false)
+	obs := &countingObserver{}
+	s.SetObserver(obs)
+	sess, err := c.Session(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Conn("mx.client.test", '4', 25, "192.0.2.99"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Helo("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	// the server has handled connect once it answers a later command
+	if _, err := sess.Mail("a@client.test", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Rcpt("alice@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().sessions.Load(); got != 1 {
+		t.Errorf("sessions during a session = %d, want 1", got)
+	}
+	sess.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().sessions.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions after close = %d, want 0", s.Stats().sessions.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.HasPrefix(s.Stats().String(), "0 sessions, 0 messages") {
+		t.Errorf("stats: %s", s.Stats())
+	}
+}

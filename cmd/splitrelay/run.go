@@ -52,6 +52,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	level.Set(parseLevel(rs.Log.Level))
 	log := newLogger(stderr, rs.Log.Format, level)
 
+	// The control socket exists before the milter socket, so whoever
+	// waits for the latter can reload.
+	ctl, err := listenControl(log)
+	if err != nil {
+		// reload by SIGHUP still works; `splitrelay reload` will say it
+		// cannot reach the daemon
+		log.Warn("no control socket: splitrelay reload cannot reach this daemon", "err", err)
+	}
+	defer ctl.close()
+	var reqs chan chan reloadResult
+	if ctl != nil {
+		reqs = ctl.reqs
+	}
 	ln, err := milter.Listen(rs.Milter.Listen)
 	if err != nil {
 		log.Error("cannot listen", "listen", rs.Milter.Listen, "err", err)
@@ -68,17 +81,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		srv.SetObserver(m)
-	}
-	ctl, err := listenControl(log)
-	if err != nil {
-		// reload by SIGHUP still works; `splitrelay reload` will say it
-		// cannot reach the daemon
-		log.Warn("no control socket: splitrelay reload cannot reach this daemon", "err", err)
-	}
-	defer ctl.close()
-	var reqs chan chan reloadResult
-	if ctl != nil {
-		reqs = ctl.reqs
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

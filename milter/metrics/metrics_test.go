@@ -128,8 +128,9 @@ func TestExposition(t *testing.T) {
 	}
 }
 
-// TestDashboard: the Grafana dashboard in contrib/ is valid JSON and only
-// queries metrics that this package exports.
+// TestDashboard: the Grafana dashboard in contrib/ is valid JSON, only
+// queries metrics that this package exports, shows every one of them, and
+// has an "up" panel.
 func TestDashboard(t *testing.T) {
 	data, err := os.ReadFile("../../contrib/grafana/splitrelay.json")
 	if err != nil {
@@ -144,31 +145,28 @@ func TestDashboard(t *testing.T) {
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
-	m := New("v", "c")
-	m.Recipient("route", "r", "rule") // vectors without labels yet are not gathered
-	m.Rejected("relay_denied")
-	families, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, f := range families {
-		known[f.GetName()] = true
-	}
+	known := exported(t)
+	shown := map[string]bool{}
 	name := regexp.MustCompile(`splitrelay_[a-z_]+`)
-	n := 0
+	up := false
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
+			up = up || strings.HasPrefix(tg.Expr, "up{")
 			for _, m := range name.FindAllString(tg.Expr, -1) {
-				n++
 				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+				shown[base] = true
 				if !known[base] {
 					t.Errorf("panel %q queries %s, which splitrelay does not export", p.Title, m)
 				}
 			}
 		}
 	}
-	if n == 0 {
-		t.Error("no splitrelay metric in the dashboard")
+	for k := range known {
+		if strings.HasPrefix(k, "splitrelay_") && !shown[k] {
+			t.Errorf("the dashboard does not show %s", k)
+		}
+	}
+	if !up {
+		t.Error("no panel queries up{...}")
 	}
 }
