@@ -23,7 +23,7 @@ const reloadFlags = `  --pid PID             the running daemon (default: $MAINP
 // could not be reached. Unlike `kill -HUP` it needs no other program and
 // never reports success for a file the daemon refused.
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("reload", "-c FILE [--pid PID] [--timeout DURATION]", reloadFlags, stderr)
+	fs, config := newFlags("reload", "-c FILE [--pid PID] [--timeout DURATION]", reloadFlags, stdout, stderr)
 	pid := fs.Int("pid", 0, "")
 	timeout := fs.Duration("timeout", 30*time.Second, "")
 	if code, ok := parseFlags(fs, args); !ok {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -29,14 +28,11 @@ const drainTimeout = 30 * time.Second
 // Under systemd it notifies READY/RELOADING/STOPPING and STATUS=, and
 // feeds the watchdog while a probe transaction succeeds (status.go).
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var path string
-	fs.StringVar(&path, "c", "/etc/splitrelay/splitrelay.toml", "configuration `file`")
-	fs.StringVar(&path, "config", "/etc/splitrelay/splitrelay.toml", "configuration `file`")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs, config := newFlags("run", "-c FILE", "", stdout, stderr)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
+	path := *config
 	// Catch signals before anything else: once the socket exists, a
 	// SIGHUP (systemctl reload) must reload, not kill the daemon with the
 	// default action.
