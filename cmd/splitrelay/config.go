@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,14 +37,8 @@ func (f dirFiles) ReadFile(name string) ([]byte, error) {
 }
 
 // printLoadError prints why a configuration did not load: every problem,
-// one per line, FILE:LINE:COL: path: message.
+// one per line, FILE:LINE:COL: path: message (at priority err when w is
+// the journal: ExecStartPre= runs check).
 func printLoadError(w io.Writer, err error) {
-	var es rules.Errors
-	if errors.As(err, &es) {
-		for _, e := range es {
-			fmt.Fprintln(w, e.Error())
-		}
-		return
-	}
-	fmt.Fprintf(w, "splitrelay: %v\n", err)
+	printProblems(w, errPrefix(w), err)
 }
