@@ -186,7 +186,14 @@ func syntaxError(name string, data []byte, err error) *Error {
 		if strings.Contains(pe.Message, "table name") {
 			path = "" // the last key read is not the table being named
 		}
-		return &Error{File: name, Line: line, Col: col, Path: path, Msg: plainSyntax(pe.Message)}
+		msg := plainSyntax(pe.Message)
+		if rest, ok := strings.CutPrefix(msg, "defined twice: "); ok {
+			msg = rest
+			if path != "" {
+				msg = "already defined above (a table or key may appear only once)"
+			}
+		}
+		return &Error{File: name, Line: line, Col: col, Path: path, Msg: msg}
 	}
 	return &Error{File: name, Msg: err.Error()}
 }

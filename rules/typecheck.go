@@ -260,8 +260,10 @@ func plainSyntax(msg string) string {
 	msg = strings.ReplaceAll(msg, `'\n'`, "the end of the line")
 	msg = strings.ReplaceAll(msg, `'\r'`, "the end of the line")
 	msg = strings.ReplaceAll(msg, "expected value but found", "expected a value but found")
-	if strings.HasPrefix(msg, "Key '") && strings.HasSuffix(msg, "' has already been defined.") {
-		return "this key is already defined above"
+	if k, ok := strings.CutPrefix(msg, "Key '"); ok {
+		if k, ok := strings.CutSuffix(k, "' has already been defined."); ok {
+			return "defined twice: " + k + " is already defined above (a table or key may appear only once)"
+		}
 	}
 	return strings.TrimSuffix(msg, ".")
 }
