@@ -2,6 +2,7 @@ package milter
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	gomilter "github.com/d--j/go-milter"
@@ -41,11 +42,17 @@ func (ss *session) closed() {
 // counted on: the last one created, which in the daemon is the only one.
 var warnTo atomic.Pointer[Server]
 
+var hookWarnings sync.Once
+
 func reportWarnings(s *Server) {
 	warnTo.Store(s)
-	gomilter.LogWarning = func(format string, v ...any) {
-		s := warnTo.Load()
-		s.obs.ProtocolError()
-		s.log.Warn("milter protocol error", KeyErr, fmt.Sprintf(format, v...))
-	}
+	// The package variable is set once: servers created later (tests)
+	// only swap warnTo, so no session goroutine reads it while it changes.
+	hookWarnings.Do(func() {
+		gomilter.LogWarning = func(format string, v ...any) {
+			s := warnTo.Load()
+			s.obs.ProtocolError()
+			s.log.Warn("milter protocol error", KeyErr, fmt.Sprintf(format, v...))
+		}
+	})
 }

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	gomilter "github.com/d--j/go-milter"
 
 	"github.com/splitrelay/splitrelay/rules"
 )
@@ -140,3 +143,43 @@ func TestSessionsCounted(t *testing.T) {
 		t.Errorf("stats: %s", s.Stats())
 	}
 }
+
+// A failed negotiation is a protocol error: counted and logged.
+func TestProtocolErrorCounted(t *testing.T) {
+	rs, err := rules.Load("t.toml", []byte(strings.ReplaceAll(testConfig, "%DRY%", "false")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	logs := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+	s := New(rs, slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	c := gomilter.NewClient("tcp", ln.Addr().String(), gomilter.WithMaximumVersion(2), gomilter.WithAction(0), gomilter.WithProtocols(0))
+	if sess, err := c.Session(nil); err == nil {
+		sess.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs(), `msg="milter protocol error"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no protocol error logged:\n%s", logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Stats().protocolErrors.Load(); n != 1 {
+		t.Errorf("%d protocol errors counted, want 1", n)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
