@@ -147,6 +147,9 @@ func (m *Metrics) Configure(rs *rules.Ruleset) {
 	m.configInfo.Reset()
 	m.configInfo.WithLabelValues(rs.ID).Set(1)
 	for _, r := range rs.Rules {
+		if r.Route == nil {
+			continue
+		}
 		action := "route"
 		if r.AlsoDeliver {
 			action = "copy"
