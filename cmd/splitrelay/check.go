@@ -9,7 +9,7 @@ import (
 // summary, or exit 1 and every problem, FILE:LINE:COL: path: message, on
 // stderr.
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("check", "-c FILE", "", stderr)
+	fs, config := newFlags("check", "-c FILE", "", stdout, stderr)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/splitrelay/splitrelay/milter/metrics"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // metricsServer serves /metrics on [metrics] listen.
@@ -48,10 +49,10 @@ func buildVersion() (version, commit string) {
 	return f[1], strings.TrimSuffix(f[3], ",")
 }
 
-// reload records a reload; s may be nil (no [metrics]).
-func (s *metricsServer) reload(ok bool) {
+// reload records a reload (rs nil: refused); s may be nil (no [metrics]).
+func (s *metricsServer) reload(rs *rules.Ruleset) {
 	if s != nil {
-		s.m.Reload(ok)
+		s.m.Reload(rs)
 	}
 }
 
