@@ -101,6 +101,7 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 	}
 	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), u)
 	ss.log.set(KeyMailFrom, from)
+	ss.log.set(KeyConfigID, ss.rules.ID) // ties every decision line to the rules that made it
 	if ss.client.Auth != "" {
 		ss.log.set(KeyAuth, ss.client.Auth)
 	}

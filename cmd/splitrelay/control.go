@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splitrelay/splitrelay/milter"
 )
 
 // The control socket lets `splitrelay reload` ask the running daemon to
@@ -73,7 +75,7 @@ func (c *controlServer) serve() {
 		conn, err := c.ln.AcceptUnix()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				c.log.Error("control socket stopped", "err", err)
+				c.log.Error("control socket stopped", milter.KeyErr, err)
 			}
 			return
 		}
@@ -85,7 +87,7 @@ func (c *controlServer) handle(conn *net.UnixConn) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	if uid, err := peerUID(conn); err != nil || (uid != 0 && uid != os.Getuid()) {
-		c.log.Warn("control socket: connection refused", "uid", uid, "err", err)
+		c.log.Warn("control socket: connection refused", milter.KeyUID, uid, milter.KeyErr, err)
 		return
 	}
 	line, err := bufio.NewReader(io.LimitReader(conn, 100)).ReadString('\n')

@@ -69,7 +69,13 @@ func TestE2EMetrics(t *testing.T) {
 	s.d.cmd.Process.Signal(syscall.SIGHUP)
 	s.d.waitLog(t, 10*time.Second, `msg="configuration reloaded"`)
 
+	// The log line comes before the metrics are updated: scrape until
+	// the successful reload shows (bounded).
 	m := scrape(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); m[`splitrelay_config_reloads_total{result="success"}`] < 1 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		m = scrape(t, addr)
+	}
 	want(t, m, `splitrelay_recipients_total{action="route",route="legacy",rule="Unknown addresses stay on the legacy server"}`, 1)
 	want(t, m, `splitrelay_recipients_total{action="copy",route="archive",rule="Sales mail is archived"}`, 1)
 	want(t, m, `splitrelay_recipients_total{action="reject",route="",rule=""}`, 1)

@@ -99,7 +99,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	w := &explainWriter{w: stdout}
-	w.field("", "config", rs.Name)
+	w.field("", "config", rs.Name+" (config id "+rs.ID+")")
 	w.field("", "envelope", "MAIL FROM:<"+*from+">")
 	if *headerFrom == "" {
 		w.field("", "header from", "(none)")

@@ -54,7 +54,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		// reload by SIGHUP still works; `splitrelay reload` will say it
 		// cannot reach the daemon
-		log.Warn("no control socket: splitrelay reload cannot reach this daemon", "err", err)
+		log.Warn("no control socket: splitrelay reload cannot reach this daemon", milter.KeyErr, err)
 	}
 	defer ctl.close()
 	var reqs chan chan reloadResult
@@ -63,7 +63,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ln, err := milter.Listen(rs.Milter.Listen)
 	if err != nil {
-		log.Error("cannot listen", "listen", rs.Milter.Listen, "err", err)
+		log.Error("cannot listen", milter.KeyListen, rs.Milter.Listen, milter.KeyErr, err)
 		return 1
 	}
 	srv := milter.New(rs, log)
@@ -73,7 +73,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		m.Configure(rs)
 		if ms, err = startMetrics(log, rs.Metrics.Listen, m); err != nil {
 			ln.Close()
-			log.Error("cannot listen for metrics", "listen", rs.Metrics.Listen, "err", err)
+			log.Error("cannot listen for metrics", milter.KeyListen, rs.Metrics.Listen, milter.KeyErr, err)
 			return 1
 		}
 		srv.SetObserver(m)
@@ -82,14 +82,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	go func() { done <- srv.Serve(ln) }()
 	st := newStatus(rs, srv.Stats())
 	st.notify("READY=1")
-	log.Info("splitrelay started", "version", versionString(), "listen", rs.Milter.Listen,
-		"config", path, milter.KeyConfigID, rs.ID, "routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
+	log.Info("splitrelay started", milter.KeyVersion, versionString(), milter.KeyListen, rs.Milter.Listen,
+		milter.KeyConfig, path, milter.KeyConfigID, rs.ID, milter.KeyRoutes, len(rs.RouteNames), milter.KeyRules, len(rs.Rules), milter.KeyDryRun, rs.Milter.DryRun)
 
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	defer stopMonitor()
 	wd := watchdogInterval()
 	if wd > 0 {
-		log.Info("watchdog enabled", "watchdog_seconds", wd.Seconds())
+		log.Info("watchdog enabled", milter.KeyWatchdog, wd.Seconds())
 	}
 	probeNet, probeAddr := milter.ProbeAddr(ln)
 	go monitor(mctx, log, st, wd, func(ctx context.Context) error {
@@ -110,7 +110,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		select {
 		case err := <-done:
 			if err != nil {
-				log.Error("milter server stopped", "err", err)
+				log.Error("milter server stopped", milter.KeyErr, err)
 				return 1
 			}
 			return 0
@@ -123,13 +123,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 			stopMonitor()
 			sdNotify("STOPPING=1")
-			log.Info("shutting down", "signal", sig.String(), "drain_timeout_seconds", drainTimeout.Seconds())
+			log.Info("shutting down", milter.KeySignal, sig.String(), milter.KeyDrainTimeout, drainTimeout.Seconds())
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 			err := srv.Shutdown(ctx)
 			ms.shutdown(ctx)
 			cancel()
 			if err != nil {
-				log.Warn("shutdown did not drain", "err", err)
+				log.Warn("shutdown did not drain", milter.KeyErr, err)
 			}
 			if network := rs.Milter.Listen; len(network) > 5 && network[:5] == "unix:" {
 				os.Remove(network[5:])
@@ -147,27 +147,27 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 	old := srv.Rules()
 	rs, err := loadConfig(path)
 	if err != nil {
-		log.Error("reload refused; keeping the running rules", "config", path, milter.KeyConfigID, old.ID, "err", err)
+		log.Error("reload refused; keeping the running rules", milter.KeyConfig, path, milter.KeyConfigID, old.ID, milter.KeyErr, err)
 		return nil, strings.Split(err.Error(), "\n")
 	}
 	if rs.Milter.Listen != old.Milter.Listen {
-		log.Warn("milter.listen changed; restart splitrelay to apply it", "listen", old.Milter.Listen, "new_listen", rs.Milter.Listen)
+		log.Warn("milter.listen changed; restart splitrelay to apply it", milter.KeyListen, old.Milter.Listen, milter.KeyNewListen, rs.Milter.Listen)
 	}
 	if !slices.Equal(rs.RouteNames, old.RouteNames) || rs.Milter.RoutingSuffix != old.Milter.RoutingSuffix {
 		// Postfix only knows the routes its maps were generated for; mail
 		// for another route is deferred by the generated catch-all, not
 		// lost, but it waits until the maps are regenerated.
-		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", "routes", strings.Join(rs.RouteNames, ","))
+		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", milter.KeyRoutes, strings.Join(rs.RouteNames, ","))
 	}
 	if rs.Log.Format != old.Log.Format {
 		log.Warn("log.format changed; restart splitrelay to apply it")
 	}
 	level.Set(parseLevel(rs.Log.Level))
 	if rs.Metrics.Listen != old.Metrics.Listen {
-		log.Warn("metrics.listen changed; restart splitrelay to apply it", "metrics_listen", old.Metrics.Listen, "new_metrics_listen", rs.Metrics.Listen)
+		log.Warn("metrics.listen changed; restart splitrelay to apply it", milter.KeyMetricsListen, old.Metrics.Listen, milter.KeyNewMetricsListen, rs.Metrics.Listen)
 	}
 	srv.SetRules(rs)
-	log.Info("configuration reloaded", "config", path, milter.KeyConfigID, rs.ID, "old_config_id", old.ID,
-		"routes", len(rs.RouteNames), "rules", len(rs.Rules), "dry_run", rs.Milter.DryRun)
+	log.Info("configuration reloaded", milter.KeyConfig, path, milter.KeyConfigID, rs.ID, milter.KeyOldConfigID, old.ID,
+		milter.KeyRoutes, len(rs.RouteNames), milter.KeyRules, len(rs.Rules), milter.KeyDryRun, rs.Milter.DryRun)
 	return rs, nil
 }

@@ -112,7 +112,7 @@ func monitor(ctx context.Context, log *slog.Logger, st *status, wd time.Duration
 			st.probed(err)
 			switch {
 			case err != nil && !failing:
-				log.Error("watchdog probe failed; not feeding the watchdog", "err", err)
+				log.Error("watchdog probe failed; not feeding the watchdog", milter.KeyErr, err)
 			case err == nil && failing:
 				log.Info("watchdog probe recovered")
 			}
