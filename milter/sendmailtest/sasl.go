@@ -32,8 +32,13 @@ func (in *Instance) sasl() error {
 	}
 	slices.Sort(users)
 	for _, u := range users {
-		// -u: the realm Sendmail authenticates in ($j).
-		if _, msg, err := runCmd(strings.NewReader(in.opt.SASL[u]), bin, "-p", "-c", "-f", db, "-u", Hostname, u); err != nil {
+		// Cyrus SASL looks a login up as user@realm: a login with an @
+		// is split at the last one, others are in the server's realm ($j).
+		name, realm := u, Hostname
+		if i := strings.LastIndexByte(u, '@'); i > 0 {
+			name, realm = u[:i], u[i+1:]
+		}
+		if _, msg, err := runCmd(strings.NewReader(in.opt.SASL[u]), bin, "-p", "-c", "-f", db, "-u", realm, name); err != nil {
 			return fmt.Errorf("saslpasswd2 %s: %v: %s", u, err, msg)
 		}
 	}
