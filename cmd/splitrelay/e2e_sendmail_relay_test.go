@@ -41,7 +41,10 @@ networks = [
 recipients_per_message = 2
 message_size = "4KB"
 `, sendmailtest.Options{})
-	allowed := func(m postfixtest.Mail) postfixtest.Mail { m.Source, m.Helo = "127.0.0.2", "printer.example.com"; return m }
+	allowed := func(m postfixtest.Mail) postfixtest.Mail {
+		m.Source, m.Helo = "127.0.0.2", "printer.example.com"
+		return m
+	}
 	outsider := func(m postfixtest.Mail) postfixtest.Mail { m.Source, m.Helo = "127.0.0.3", "pc.example.com"; return m }
 
 	// As generated: Sendmail relays for the enabled network only
