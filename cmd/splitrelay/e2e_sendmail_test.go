@@ -306,3 +306,55 @@ func TestSendmailUnmappedRoute(t *testing.T) {
 	s.sm.Flush(t)
 	s.landed(map[string][]string{"gmail": {"alice@example.com", "sales@example.com"}, "newer": {"sales@example.com"}})
 }
+
+// TestSendmailBalancedRoute: a route with two primary hosts. The milter
+// labels each message's routed recipients (p1, p2) by load, and the host
+// label's LOCAL_RULE_0 rule sends them to that host; all recipients of a
+// message on the route land together. The sinks listen on different
+// ports, so Sendmail has one mailer per port (no fallback between them:
+// what `check` warns about).
+func TestSendmailBalancedRoute(t *testing.T) {
+	a := postfixtest.StartSink(t, "a")
+	b := postfixtest.StartSink(t, "b")
+	cfg := strings.ReplaceAll(config(false), "{{ROUTES}}", fmt.Sprintf(`[routes.legacy]
+primary = [{ host = "127.0.0.1", port = %d, load = 50 }, { host = "127.0.0.1", port = %d, load = 50 }]
+
+[routes.archive]
+host = "127.0.0.1"
+port = %d
+`, a.Port, b.Port, b.Port))
+	s := newSendmailSite(t, nil, cfg, sendmailtest.Options{})
+	s.sinks["a"], s.sinks["b"] = a, b
+	const n = 8
+	for range n {
+		s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"carol@example.com", "zed@example.com"}})
+	}
+	s.sm.WaitQueueEmpty(t, 60*time.Second)
+	var total, onA int
+	for name, sk := range map[string]*postfixtest.Sink{"a": a, "b": b} {
+		for _, m := range sk.Messages(t) {
+			got := m.Recipients()
+			slices.Sort(got)
+			if !slices.Equal(got, []string{"carol@example.com", "zed@example.com"}) {
+				t.Errorf("sink %s: a message with recipients %v, want carol and zed together", name, got)
+			}
+			total++
+			if name == "a" {
+				onA++
+			}
+		}
+	}
+	if total != n {
+		t.Errorf("%d messages landed on the route's hosts, want %d\n%s", total, n, s.sm.Log())
+	}
+	// Both labels were used and resolved by their own rules (8 messages at
+	// 50/50: both hosts get at least one unless the milter's choice is
+	// broken; the chance of all on one host is 2^-7).
+	if onA == 0 || onA == n {
+		t.Errorf("all %d messages on one host (a got %d): the host labels are not balanced", n, onA)
+	}
+	s.d.waitLog(t, 5*time.Second, `msg="recipient routed"`, "routed_rcpt=carol@example.com.p1.legacy.splitrelay.invalid")
+	s.d.waitLog(t, 5*time.Second, `msg="recipient routed"`, "routed_rcpt=carol@example.com.p2.legacy.splitrelay.invalid")
+	s.sm.WaitLog(t, fmt.Sprintf(`mailer=splitrelay-legacy-%d, .*stat=Sent`, a.Port), 5*time.Second)
+	s.sm.WaitLog(t, fmt.Sprintf(`mailer=splitrelay-legacy-%d, .*stat=Sent`, b.Port), 5*time.Second)
+}
