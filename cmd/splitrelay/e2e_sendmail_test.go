@@ -40,6 +40,13 @@ type smSite struct {
 // `splitrelay sendmail --format mc` prints for it, and the daemon.
 func newSendmailSite(t *testing.T, routeNames []string, config string, opt sendmailtest.Options) *smSite {
 	t.Helper()
+	return newSendmailSiteOn(t, routeNames, config, opt, "tcp")
+}
+
+// newSendmailSiteOn is newSendmailSite with the milter on a loopback TCP
+// port ("tcp") or a unix socket ("unix", INPUT_MAIL_FILTER's S=local:).
+func newSendmailSiteOn(t *testing.T, routeNames []string, config string, opt sendmailtest.Options, network string) *smSite {
+	t.Helper()
 	sendmailtest.Require(t)
 	s := &smSite{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
 	s.gmail = postfixtest.StartSink(t, "gmail")
@@ -50,16 +57,22 @@ func newSendmailSite(t *testing.T, routeNames []string, config string, opt sendm
 		s.sinks[name] = sk
 		fmt.Fprintf(&routes, "[routes.%s]\ndescription = \"test sink %s\"\nhost = \"127.0.0.1\"\nport = %d\n\n", name, name, sk.Port)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	addr, listen := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t)), ""
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "milter.sock")
+		listen = "unix:" + addr
+	} else {
+		listen = "inet:" + addr
+	}
 	config = strings.ReplaceAll(config, "{{ROUTES}}", routes.String())
-	config = strings.ReplaceAll(config, "{{LISTEN}}", "inet:"+addr)
+	config = strings.ReplaceAll(config, "{{LISTEN}}", listen)
 	s.cfgPath = filepath.Join(t.TempDir(), "splitrelay.toml")
 	s.writeConfig(config)
 	opt.MC = s.mc()
 	opt.RelayDomains = append(opt.RelayDomains, "example.com", "example.org")
 	opt.Transport = map[string]int{"example.com": s.gmail.Port, "example.org": s.gmail.Port, "elsewhere.test": s.internet.Port}
 	s.sm = sendmailtest.Start(t, opt)
-	s.ds = &site{t: t, bin: s.bin, cfgPath: s.cfgPath, network: "tcp", addr: addr}
+	s.ds = &site{t: t, bin: s.bin, cfgPath: s.cfgPath, network: network, addr: addr}
 	s.d = s.ds.start()
 	return s
 }
@@ -197,9 +210,9 @@ func TestSendmailSplitDelivery(t *testing.T) {
 }
 
 // TestSendmailMessageKindAndFilters: inbound vs internal by the From
-// header, and the envelope filters.
+// header, and the envelope filters; the milter on a unix socket.
 func TestSendmailMessageKindAndFilters(t *testing.T) {
-	s := newSendmailSite(t, routes, config(false), sendmailtest.Options{})
+	s := newSendmailSiteOn(t, routes, config(false), sendmailtest.Options{}, "unix")
 	s.send(postfixtest.Mail{From: "p@partner.test", HeaderFrom: "p@partner.test", To: []string{"alice@example.com"}})
 	s.send(postfixtest.Mail{From: "x@elsewhere.test", HeaderFrom: "x@elsewhere.test", To: []string{"bob@example.com"}})
 	s.send(postfixtest.Mail{From: "boss@example.com", HeaderFrom: "The Boss <boss@hq.example.com>", To: []string{"bob@example.com"}})
