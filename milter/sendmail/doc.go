@@ -26,8 +26,9 @@
 // What the rest of the block is for:
 //
 //   - INPUT_MAIL_FILTER with F=T: when the milter cannot be reached, the
-//     client gets a 4xx and keeps the message; explicit timeouts replace
-//     Sendmail's defaults (up to 10 minutes per step).
+//     client gets a 4xx and keeps the message (measured: 451 4.3.2 at
+//     MAIL); explicit timeouts (FilterTimeouts) replace Sendmail's 5-minute
+//     connect timeout.
 //   - Milter.macros.*: Sendmail ignores the macro list a milter asks for,
 //     so the macros splitrelay reads are added to the site's lists: i (the
 //     queue ID) at end of message, {tls_version} after HELO,

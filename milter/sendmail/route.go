@@ -10,6 +10,10 @@ import (
 	"github.com/splitrelay/splitrelay/rules"
 )
 
+// caNote is the advice for routes that need a CA-signed certificate.
+const caNote = "TLS_Srv VERIFY checks the server's certificate against Sendmail's trust anchors: set confCACERT_PATH " +
+	"(Debian: /etc/ssl/certs) and confCACERT in sendmail.mc."
+
 // LabelMap is the regex map (LOCAL_CONFIG) that recognises a host label
 // (rules/host.go: p<N>, p<N>s<M>); a match returns "@LABEL".
 const LabelMap = "splitrelay_label"
@@ -206,6 +210,9 @@ func (c *Config) tls(r *rules.Route) {
 		c.Unsupported = append(c.Unsupported, fmt.Sprintf("route %s: TLS levels are per route in splitrelay, per host in Sendmail: "+
 			"the TLS_Srv entries for its hosts go into the access database (FEATURE(access_db)) and apply to every message "+
 			"Sendmail sends to those hosts.", r.Name))
+	}
+	if r.RequireCASigned && !slices.Contains(c.Notes, caNote) {
+		c.Notes = append(c.Notes, caNote)
 	}
 	if r.ValidateHostname {
 		c.Unsupported = append(c.Unsupported, fmt.Sprintf("route %s: validate_hostname is not enforced: Sendmail's VERIFY "+

@@ -23,8 +23,11 @@ const DeferMailer = MailerPrefix + "defer"
 
 // FilterTimeouts are the INPUT_MAIL_FILTER timeouts (cf/README, "Adding
 // Mail Filters"): connect, sending a command, reading a reply, and the
-// whole end-of-message exchange. Sendmail's defaults are 5 minutes to 10
-// seconds per step; a routing decision takes milliseconds.
+// whole end-of-message exchange. Sendmail's defaults are C:5m;S:10s;R:10s;
+// E:5m: a milter host that does not answer the connection would hold each
+// SMTP session for 5 minutes before F=T tempfails it, so the connect is
+// 10 seconds; a reply may take 30 (a directory or Redis lookup on a bad
+// day) within the same 5 minutes overall.
 const FilterTimeouts = "C:10s;S:30s;R:30s;E:5m"
 
 // NamespaceReply is what Local_check_rcpt answers a client that names an
@@ -105,8 +108,8 @@ func Generate(rs *rules.Ruleset) (*Config, error) {
 	c.relay(rs.Relay)
 	if strings.HasPrefix(spec, "local:") {
 		c.Notes = append(c.Notes, "Sendmail must be able to open the milter socket "+strings.TrimPrefix(spec, "local:")+
-			": the splitrelay package puts it in a directory of the group Sendmail runs as (smmsp on Debian); "+
-			"or listen on inet:127.0.0.1:PORT.")
+			" (Debian's sendmail daemon runs as root): on a Sendmail host the package's socket directory is /run/splitrelay; "+
+			"or listen on inet:127.0.0.1:10028.")
 	}
 	c.Notes = append(c.Notes,
 		"If your sendmail.mc already defines a Local_check_rcpt ruleset, move the rules of ours to the start of yours.",
