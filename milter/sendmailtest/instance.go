@@ -29,6 +29,9 @@ const startTimeout = 20 * time.Second
 
 const pollInterval = 50 * time.Millisecond
 
+// stragglerWait bounds how long Stop waits for deliveries in progress.
+const stragglerWait = 15 * time.Second
+
 // Options describe a private Sendmail.
 type Options struct {
 	// MC is appended verbatim to Debian's stock sendmail.mc: the output of
@@ -350,6 +353,45 @@ func (in *Instance) stop() {
 	// daemon: they were ours.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	in.cmd = nil
+	in.killStragglers()
+}
+
+// killStragglers waits for the processes of this instance that left its
+// process group (Sendmail's queue runners and deliveries start their own)
+// to finish what they do, then kills, by PID, those still there after
+// stragglerWait. They are recognised by their working directory, the
+// instance's private queue. Killing a delivery at once would deliver its
+// message twice: the sink has it, the queue file is not yet removed.
+func (in *Instance) killStragglers() {
+	queue := filepath.Join(in.Dir, "mqueue")
+	deadline, killed := time.Now().Add(stragglerWait), false
+	for {
+		var left []int
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil {
+				continue
+			}
+			cwd, err := os.Readlink(filepath.Join("/proc", p.Name(), "cwd"))
+			if err == nil && (cwd == queue || strings.HasPrefix(cwd, queue+"/")) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			if killed {
+				return // unkillable (uninterruptible sleep): give up, bounded
+			}
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			killed, deadline = true, time.Now().Add(2*time.Second)
+		}
+		time.Sleep(pollInterval)
+	}
 }
 
 // Restart stops the daemon if it runs and starts it again on the same port.
