@@ -31,7 +31,20 @@
 // for SMTP AUTH, a private Cyrus SASL configuration bound over
 // /usr/lib/sasl2. Nothing of the machine's /etc/mail, /etc/postfix or
 // services is read or changed; the daemon is stopped by its PID (its
-// process group: the children it forked).
+// process group), and the queue runners and deliveries that started
+// groups of their own are waited for, then killed by PID (they are
+// recognised by their working directory, the instance's queue).
+//
+// Pitfalls met on the way (Sendmail 8.17.1.9, Debian 12): with a short
+// host name Sendmail sleeps a minute; TrustedUser=smmta (Debian's) is an
+// unknown user here and makes the daemon exit 70 without a word, so the
+// harness sets root; the stock greet_pause, conncontrol and ratecontrol
+// features need access database entries for 127/8; on a shared machine
+// the load average passes RefuseLA and QueueLA (connections refused,
+// queue runs skipped), so both are set out of reach; canonify adds the
+// trailing dot only to names it resolved, so the harness's destination
+// rules match both forms; FEATURE() after MAILER() is an m4 error, so the
+// harness defines _ACCEPT_UNRESOLVABLE_DOMAINS_ directly.
 //
 // Sinks and clients are milter/postfixtest's: StartSink (smtp-sink) and
 // SendTo (swaks). Sendmail prefixes RCPT replies with "<address>... ".
