@@ -11,6 +11,8 @@ export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 cd "$(dirname "$0")/../.."
 
 go mod download
+# The Sendmail suite's packages, downloaded next to Postfix, never installed.
+contrib/scripts/deps-sendmail.sh
 
 missing=()
 for b in postfix postconf postqueue smtp-sink smtp-source swaks dovecot promtool; do
