@@ -23,7 +23,7 @@ const sendmailFlags = `  --format text|mc      text (default): how to apply it, 
 
 // cmdSendmail is `splitrelay sendmail -c FILE [--format text|mc]`.
 func cmdSendmail(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("sendmail", "-c FILE [--format text|mc]", sendmailFlags, stderr)
+	fs, config := newFlags("sendmail", "-c FILE [--format text|mc]", sendmailFlags, stdout, stderr)
 	format := fs.String("format", "text", "")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
