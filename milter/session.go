@@ -28,6 +28,8 @@ type session struct {
 	env        rules.Envelope // Recipients: accepted so far
 	rcpts      []rcpt
 	headerFrom []string
+	tx         string // relay limit reservations (limits.go)
+	reserved   bool
 }
 
 type rcpt struct {
@@ -43,6 +45,7 @@ func (s *Server) newSession() *session {
 }
 
 func (ss *session) reset() {
+	ss.release()
 	ss.rules, ss.tlog = nil, nil
 	ss.env = rules.Envelope{Recipients: ss.env.Recipients[:0]}
 	ss.rcpts, ss.headerFrom = ss.rcpts[:0], ss.headerFrom[:0]
@@ -94,11 +97,11 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 	if ss.rules == nil { // RCPT without MAIL: cannot happen with Postfix
 		return gomilter.RespTempFail, nil
 	}
-	var u rules.Usage
+	var lim rules.Limiter
 	if ss.rules.Relay != nil {
-		u = view{ss.s.usage}
+		lim = txLimiter{ss}
 	}
-	r := ss.rules.CheckRcpt(ss.env, addr, u)
+	r := ss.rules.CheckRcpt(ss.env, addr, lim)
 	if r.Action == rules.Reject {
 		log := ss.txLog(m).With(KeyRcpt, addr, KeyReason, r.Reason, KeyReply, r.Reply.String(), KeyRelay, r.Relay)
 		if ss.rules.Milter.DryRun {
@@ -188,9 +191,8 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		log.Error("cannot apply decision; tempfail", KeyAction, "tempfail", KeyErr, err)
 		return gomilter.RespTempFail, nil
 	}
-	if d.Relay {
-		user, rcpts := ss.rules.UsageKeys(env)
-		ss.s.usage.record(user, rcpts)
+	if err := ss.commit(); err != nil {
+		log.Error("relay usage of an accepted message not counted", KeyErr, err)
 	}
 	return gomilter.RespAccept, nil
 }
@@ -318,7 +320,7 @@ func (ss *session) Abort(gomilter.Modifier) error {
 	return nil
 }
 
-func (ss *session) Cleanup(gomilter.Modifier) {}
+func (ss *session) Cleanup(gomilter.Modifier) { ss.release() }
 
 // outcome labels an end-of-message response for the Observer.
 func outcome(r *gomilter.Response) string {

@@ -22,21 +22,6 @@ var (
 	ReplyMultiBounce = Reply{550, "5.5.3", "Multi-recipient bounce"}
 )
 
-// Usage is the relay traffic of the last 24 hours and 10 minutes, for the
-// rolling limits. The milter keeps it (it has the clock); rules only read
-// it. Counts cover mail already accepted, not the transaction in progress.
-type Usage interface {
-	// UserMessages is the number of messages relayed with envelope sender
-	// user (a normalised registered user) in the last 24 hours.
-	UserMessages(user string) int
-	// UserRecipients is the number of unique recipients user relayed to in
-	// the last 24 hours, and whether rcpt is one of them.
-	UserRecipients(user, rcpt string) (n int, seen bool)
-	// OrgRecipients is the number of relayed recipients (not unique) in
-	// the last 24 hours and in the last 10 minutes.
-	OrgRecipients() (day, tenMinutes int)
-}
-
 // isRelay reports whether a recipient is outside our domains, or names
 // another destination inside its local part ("user%host@ours",
 // "host!user@ours", "\"user@host\"@ours"): MTAs have honoured such forms
@@ -52,10 +37,10 @@ func (rs *Ruleset) isRelay(rcpt string) bool {
 
 // CheckRcpt is the RCPT TO decision: env holds the transaction so far
 // (Recipients are those already accepted), rcpt is the new recipient.
-// usage may be nil (no rolling limits, as at end of message and in
-// explain). The result is a Recipient with Action Reject and the reply to
+// lim may be nil (no rolling limits, as at end of message and in
+// explain); otherwise an accepted relay recipient is reserved in it. The result is a Recipient with Action Reject and the reply to
 // send, or Keep.
-func (rs *Ruleset) CheckRcpt(env Envelope, rcpt string, usage Usage) Recipient {
+func (rs *Ruleset) CheckRcpt(env Envelope, rcpt string, lim Limiter) Recipient {
 	r := Recipient{Address: rcpt}
 	if reply, reason, ok := rs.CheckRecipient(rcpt); !ok {
 		r.Action, r.Reply, r.Reason = Reject, reply, reason
@@ -77,8 +62,8 @@ func (rs *Ruleset) CheckRcpt(env Envelope, rcpt string, usage Usage) Recipient {
 		r.Action, r.Reply, r.Reason = Reject, reply, reason
 		return r
 	}
-	if usage != nil {
-		if reply, reason, ok := rs.withinLimits(env, rcpt, usage); !ok {
+	if lim != nil {
+		if reply, reason, ok := rs.reserve(env, rcpt, lim); !ok {
 			r.Action, r.Reply, r.Reason = Reject, reply, reason
 			return r
 		}
@@ -197,70 +182,10 @@ func (rs *Ruleset) postmasterDomain(c Client) string {
 	return rs.orgDomain(c.Helo)
 }
 
-// withinLimits applies the rolling limits. Per-user limits count by
-// envelope sender, only for registered users; the transaction's own
-// earlier recipients count too.
-func (rs *Ruleset) withinLimits(env Envelope, rcpt string, usage Usage) (Reply, string, bool) {
-	lim := rs.Relay.Limits
-	var pending []string // relay recipients already accepted in this transaction
-	for _, x := range env.Recipients {
-		if rs.isRelay(x) {
-			pending = append(pending, x)
-		}
-	}
-	day, ten := usage.OrgRecipients()
-	if lim.OrgRecipientsPer10Minutes > 0 && ten+len(pending) >= lim.OrgRecipientsPer10Minutes {
-		return ReplyOrgPeak, "relay.limits.org_recipients_per_10_minutes reached", false
-	}
-	if lim.OrgRecipientsPerDay > 0 && day+len(pending) >= lim.OrgRecipientsPerDay {
-		return ReplyOrgDaily, "relay.limits.org_recipients_per_day reached", false
-	}
-	a, err := parseAddress(env.Sender)
-	if err != nil || !rs.users[a.key()] {
-		return Reply{}, "", true
-	}
-	user := a.key()
-	if lim.UserMessagesPerDay > 0 && usage.UserMessages(user) >= lim.UserMessagesPerDay {
-		return ReplyUserDaily, "relay.limits.user_messages_per_day reached", false
-	}
-	if lim.UserRecipientsPerDay > 0 {
-		n, seen := usage.UserRecipients(user, rcptKey(rcpt))
-		if !seen {
-			for _, x := range pending {
-				if _, s := usage.UserRecipients(user, rcptKey(x)); !s && rcptKey(x) != rcptKey(rcpt) {
-					n++
-				}
-			}
-			if n >= lim.UserRecipientsPerDay {
-				return ReplyUserDaily, "relay.limits.user_recipients_per_day reached", false
-			}
-		}
-	}
-	return Reply{}, "", true
-}
-
 // rcptKey is the form unique-recipient counting uses.
 func rcptKey(s string) string {
 	if a, err := parseAddress(s); err == nil {
 		return a.key()
 	}
 	return strings.ToLower(s)
-}
-
-// UsageKeys returns what the milter records for an accepted relay message:
-// the normalised registered user ("" when the sender is not one) and the
-// normalised relay recipients.
-func (rs *Ruleset) UsageKeys(env Envelope) (user string, rcpts []string) {
-	if rs.Relay == nil {
-		return "", nil
-	}
-	if a, err := parseAddress(env.Sender); err == nil && rs.users[a.key()] {
-		user = a.key()
-	}
-	for _, r := range env.Recipients {
-		if rs.isRelay(r) {
-			rcpts = append(rcpts, rcptKey(r))
-		}
-	}
-	return user, rcpts
 }

@@ -27,6 +27,8 @@ type Ruleset struct {
 	Relay *Relay
 	// Metrics is the [metrics] section.
 	Metrics Metrics
+	// State is the [state] section: where the relay counters live.
+	State State
 
 	users  map[string]bool     // normalised address -> registered user
 	groups map[string][]string // normalised group address -> flattened normalised members
