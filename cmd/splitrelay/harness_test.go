@@ -112,6 +112,10 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 	}
 	listen := map[string]string{"unix": "unix:", "tcp": "inet:"}[s.network] + s.addr
 	config = strings.ReplaceAll(config, "{{ROUTES}}", routes.String())
+	if !strings.Contains(config, "[state]") {
+		// Never the machine's /var/lib/splitrelay.
+		config += fmt.Sprintf("\n[state]\ndir = %q\n", filepath.Join(s.pf.Dir, "state"))
+	}
 	config = strings.ReplaceAll(config, "{{LISTEN}}", listen)
 	s.cfgPath = filepath.Join(s.pf.Dir, "splitrelay.toml")
 	s.writeConfig(config)

@@ -57,8 +57,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	srv := milter.New(rs, log)
 	var ms *metricsServer
+	var m *metrics.Metrics
 	if rs.Metrics.Listen != "" {
-		m := metrics.New(buildVersion())
+		m = metrics.New(buildVersion())
 		if ms, err = startMetrics(log, rs.Metrics.Listen, m); err != nil {
 			ln.Close()
 			log.Error("cannot listen for metrics", "listen", rs.Metrics.Listen, "err", err)
@@ -66,6 +67,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		srv.SetObserver(m)
 	}
+	store, ctl, err := startLimits(log, rs, srv, m)
+	if err != nil {
+		ln.Close()
+		ms.shutdown(context.Background())
+		log.Error("cannot open the relay counters", "err", err)
+		return 1
+	}
+	defer stopLimits(log, store, ctl)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	sdNotify("READY=1")
@@ -123,6 +132,9 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 		// for another route is deferred by the generated catch-all, not
 		// lost, but it waits until the maps are regenerated.
 		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", "routes", strings.Join(rs.RouteNames, ","))
+	}
+	if rs.State != old.State {
+		log.Warn("state changed; restart splitrelay to apply it", "state_dir", old.State.Dir, "new_state_dir", rs.State.Dir)
 	}
 	if rs.Log.Format != old.Log.Format {
 		log.Warn("log.format changed; restart splitrelay to apply it")

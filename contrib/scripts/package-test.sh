@@ -70,6 +70,9 @@ say "socket directory"
 got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay)
 [ "$got" = "splitrelay:postfix 750" ] || die "/var/spool/postfix/splitrelay is $got, want splitrelay:postfix 750"
 echo "/var/spool/postfix/splitrelay $got"
+got=$(stat -c '%U:%G %a' /var/lib/splitrelay)
+[ "$got" = "splitrelay:postfix 750" ] || die "/var/lib/splitrelay is $got, want splitrelay:postfix 750"
+echo "/var/lib/splitrelay $got"
 id splitrelay
 [ "$(id -gn splitrelay)" = postfix ] || die "splitrelay's group is $(id -gn splitrelay), want postfix"
 # The daemon as the unit runs it creates a socket Postfix can reach.
@@ -119,6 +122,7 @@ grep -qx /usr/sbin/splitrelay <<<"$files" || die "rpm: no binary"
 say "purge"
 dpkg --purge splitrelay
 [ ! -e /var/spool/postfix/splitrelay ] || die "purge left /var/spool/postfix/splitrelay"
+[ ! -e /var/lib/splitrelay ] || die "purge left /var/lib/splitrelay"
 [ ! -e /etc/splitrelay/splitrelay.toml ] || die "purge left the config"
 [ ! -e /etc/systemd/system/multi-user.target.wants/splitrelay.service ] || die "purge left the unit enabled"
 say "ok"

@@ -105,7 +105,7 @@ func decodeOrg(b []byte, o *org) error {
 		n := r.count(2)
 		for range n {
 			slot, c := int64(r.uvarint()), r.uvarint()
-			if r.err == nil {
+			if r.err == nil && slot >= 0 && c <= 1<<31 {
 				rg.add(slot, int(c))
 			}
 		}

@@ -42,7 +42,7 @@ func (c *counter) report(name string) Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	r := Report{At: now}
+	r := Report{At: now, Users: []Usage{}}
 	r.Org = OrgUsage{
 		Day:        c.org.day.sum(int64(minuteOf(now))),
 		TenMinutes: c.org.peak.sum(now.UnixNano() / int64(peakSlot)),

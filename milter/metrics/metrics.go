@@ -33,6 +33,7 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	reloadTime prometheus.Gauge
 	reloadOK   prometheus.Gauge
+	lim        *limitMetrics // limits.go
 	now        func() time.Time
 }
 
@@ -42,7 +43,7 @@ var _ milter.Observer = (*Metrics)(nil)
 // splitrelay_build_info{version,commit,goversion}. The configuration
 // loaded at start counts as the first successful load.
 func New(version, commit string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now, lim: newLimitMetrics()}
 	m.recipients = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_recipients_total",
 		Help: "Recipients by decision (accept = normal delivery, route, copy = dual delivery, reject), route and rule (empty when none applies). Dry run counts the would-be decision.",
@@ -80,6 +81,7 @@ func New(version, commit string) *Metrics {
 
 	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.callback, m.reloads, m.reloadTime, m.reloadOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.lim.collectors()...)
 	// Series that exist from the start, so that rate() and alerts see
 	// a zero before the first event.
 	for _, r := range []string{"success", "failure"} {
