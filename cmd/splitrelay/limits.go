@@ -20,7 +20,7 @@ import (
 // logged) by the store itself.
 func openStore(st rules.State, log *slog.Logger, obs limits.Observer) (limits.Store, error) {
 	if st.Redis != "" {
-		return nil, fmt.Errorf("state.redis: not supported yet")
+		return limits.OpenRedis(st, log, obs, nil)
 	}
 	return limits.OpenEmbedded(st.Dir, log, obs, nil)
 }
