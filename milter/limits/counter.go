@@ -27,11 +27,13 @@ const (
 // lock. The embedded store persists it; the Redis store uses one as its
 // "local" fallback.
 type counter struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	users    map[string]*user
-	org      org
-	txs      map[string]*tx
+	mu    sync.Mutex
+	now   func() time.Time
+	users map[string]*user
+	org   org
+	txs   map[string]*tx
+	// persist: the embedded store flushes dirty users and orgDirty.
+	persist  bool
 	dirty    map[string]bool // users changed since the last flush
 	orgDirty bool
 }
@@ -98,7 +100,7 @@ type user struct {
 	seen   buckets           // how many recipients have their last commit in each minute
 	stale  int               // entries of rcpts whose minute has left the window
 	pMsgs  int               // messages reserved, not committed
-	pRcpts map[uint64]*pend  // recipients reserved, not committed
+	pRcpts map[uint64]*pend  // recipients reserved, not committed (nil when none)
 	pNew   int               // of pRcpts, those not already counted in the window
 }
 
@@ -108,7 +110,7 @@ type pend struct {
 }
 
 func newUser() *user {
-	return &user{rcpts: map[uint64]uint32{}, pRcpts: map[uint64]*pend{}}
+	return &user{rcpts: map[uint64]uint32{}}
 }
 
 // roll drops what left the user's window (cut is the last minute out).
@@ -142,31 +144,54 @@ type org struct {
 	pending int  // reserved, not committed
 }
 
-// ring counts events in n slots of a fixed width.
+// ring counts events in n slots of a fixed width, with a running total:
+// the sum of the window is O(1) (the slots that leave it are subtracted
+// as time advances).
 type ring struct {
 	counts []uint32
-	slots  []int64
+	slots  []int64 // which slot each index holds
+	last   int64   // the newest slot seen
+	total  int
 }
 
 func newRing(n int) ring { return ring{counts: make([]uint32, n), slots: make([]int64, n)} }
 
-func (r *ring) add(slot int64, n int) {
-	i := int(slot % int64(len(r.counts)))
-	if r.slots[i] != slot {
-		r.slots[i], r.counts[i] = slot, 0
+// advance moves the window to end at slot, dropping what left it.
+func (r *ring) advance(slot int64) {
+	if slot <= r.last {
+		return
 	}
-	r.counts[i] += uint32(n)
+	n := int64(len(r.counts))
+	from := r.last + 1
+	if slot-r.last >= n {
+		from = slot - n + 1
+	}
+	for s := from; s <= slot; s++ {
+		i := s % n
+		if r.slots[i] != s {
+			r.total -= int(r.counts[i])
+			r.counts[i], r.slots[i] = 0, s
+		}
+	}
+	if slot-r.last >= n {
+		r.total = 0
+	}
+	r.last = slot
+}
+
+func (r *ring) add(slot int64, k int) {
+	r.advance(slot)
+	i := slot % int64(len(r.counts))
+	if r.slots[i] != slot { // older than the window
+		return
+	}
+	r.counts[i] += uint32(k)
+	r.total += k
 }
 
 func (r *ring) sum(slot int64) int {
-	oldest := slot - int64(len(r.counts)) + 1
-	total := 0
-	for i, s := range r.slots {
-		if s >= oldest && s <= slot {
-			total += int(r.counts[i])
-		}
-	}
-	return total
+	r.advance(slot)
+	return r.total
 }
 
 // tx is one transaction's reservations.
@@ -254,6 +279,9 @@ func (c *counter) reserve(r rules.Reservation) rules.Exceeded {
 			u.pMsgs++
 		}
 		if p == nil {
+			if u.pRcpts == nil {
+				u.pRcpts = map[uint64]*pend{}
+			}
 			p = &pend{}
 			u.pRcpts[key] = p
 		}
@@ -318,7 +346,14 @@ func (c *counter) commit(id string) {
 		u.rcpts[h] = min
 		u.seen.add(min, 1)
 	}
-	c.dirty[t.user] = true
+	c.markDirty(t.user)
+}
+
+// markDirty notes a user for the next flush of the embedded store.
+func (c *counter) markDirty(name string) {
+	if c.persist {
+		c.dirty[name] = true
+	}
 }
 
 // unpend drops one transaction's hold on recipient h.
@@ -335,6 +370,9 @@ func (c *counter) unpend(u *user, h uint64) {
 	}
 	if p.refs--; p.refs <= 0 {
 		delete(u.pRcpts, h)
+		if len(u.pRcpts) == 0 {
+			u.pRcpts = nil
+		}
 	}
 }
 
@@ -371,6 +409,9 @@ func (c *counter) release(id string) {
 			}
 			delete(u.pRcpts, h)
 		}
+		if len(u.pRcpts) == 0 {
+			u.pRcpts = nil
+		}
 	}
 	if u.empty() {
 		delete(c.users, t.user)
@@ -394,7 +435,7 @@ func (c *counter) sweep() (released int) {
 		u.roll(cut)
 		if u.empty() {
 			delete(c.users, name)
-			c.dirty[name] = true // deleted from the file too
+			c.markDirty(name) // deleted from the file too
 		}
 	}
 	return released
@@ -420,6 +461,6 @@ func (c *counter) reset(name string) bool {
 	if u.empty() {
 		delete(c.users, name)
 	}
-	c.dirty[name] = true
+	c.markDirty(name)
 	return had
 }

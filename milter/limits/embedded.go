@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,6 +72,7 @@ func OpenEmbedded(dir string, log *slog.Logger, obs Observer, now func() time.Ti
 	}
 	e := &Embedded{c: newCounter(now), path: filepath.Join(dir, FileName), log: log, obs: obs,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	e.c.persist = true
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		log.Error("cannot create the state directory; relay counters are kept in memory only and lost on restart",
 			"state_dir", dir, "err", err)
@@ -262,7 +265,10 @@ func (e *Embedded) write(recs map[string][]byte, orgRec []byte) (err error) {
 	}()
 	return e.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
-		for name, v := range recs {
+		// In key order: bbolt inserts into a node by moving what follows,
+		// so random order is quadratic in a large flush.
+		for _, name := range slices.Sorted(maps.Keys(recs)) {
+			v := recs[name]
 			var err error
 			if v == nil {
 				err = b.Delete([]byte(name))
