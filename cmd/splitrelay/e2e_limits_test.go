@@ -189,7 +189,8 @@ func regexpFields(out, user, msgs string) bool {
 // (after the one-second flush), and `limits reset` unblocks the user on
 // the next message.
 func TestE2ELimitsDurable(t *testing.T) {
-	s := newSite(t, nil, fmt.Sprintf(limitsBase, 4))
+	addr := fmt.Sprintf("127.0.0.1:%d", postfixtest.FreePort(t))
+	s := newSite(t, nil, fmt.Sprintf(limitsBase, 4)+"\n[metrics]\nlisten = \""+addr+"\"\n")
 	s.mustRelay("alice@example.com", "a1@elsewhere.test")
 	s.mustRelay("alice@example.com", "a2@elsewhere.test")
 	// systemctl restart: SIGTERM, start.
@@ -208,6 +209,13 @@ func TestE2ELimitsDurable(t *testing.T) {
 	s.mustRefuse("alice@example.com", "a5@elsewhere.test", "550 5.4.5 Daily SMTP relay limit exceeded for user")
 	// Another registered user has a count of their own.
 	s.mustRelay("app@example.com", "b1@elsewhere.test")
+	m := scrape(t, addr)
+	want(t, m, `splitrelay_limit_exceeded_total{limit="user_messages_per_day"}`, 1)
+	want(t, m, `splitrelay_limit_users_near{limit="user_messages_per_day"}`, 1) // alice at 4/4, app at 1/4
+	want(t, m, `splitrelay_limit_org_recipients{window="24h"}`, 5)
+	if m.count("splitrelay_limits_store_duration_seconds_bucket{") == 0 {
+		t.Error("no store latency series")
+	}
 
 	if out := s.limits("reset", "Alice@Example.COM"); !strings.Contains(out, "alice@example.com: counters cleared") {
 		t.Errorf("limits reset: %s", out)

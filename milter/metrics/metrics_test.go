@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/splitrelay/splitrelay/milter/limits"
 )
 
 func TestExposition(t *testing.T) {
@@ -22,6 +24,13 @@ func TestExposition(t *testing.T) {
 	m.Callback("eom", 300*time.Microsecond)
 	m.Reload(false)
 	m.Reload(true)
+	m.Exceeded("user_messages_per_day")
+	m.StoreOp("redis", "reserve", 200*time.Microsecond, false)
+	m.StoreOp("redis", "reserve", time.Second, true)
+	m.Fallback(true)
+	m.SetLimits(func() (limits.Stats, error) {
+		return limits.Stats{Near: map[string]int{"user_messages_per_day": 3}, OrgDay: 1200, OrgPeak: 40}, nil
+	})
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -40,6 +49,15 @@ func TestExposition(t *testing.T) {
 		`splitrelay_config_last_reload_success_timestamp_seconds 1.7e+09`,
 		`splitrelay_build_info{commit="abc1234",goversion="go`,
 		`go_goroutines `,
+		`splitrelay_limit_exceeded_total{limit="user_messages_per_day"} 1`,
+		`splitrelay_limit_exceeded_total{limit="org_recipients_per_10_minutes"} 0`,
+		`splitrelay_limit_users_near{limit="user_messages_per_day"} 3`,
+		`splitrelay_limit_users_near{limit="user_recipients_per_day"} 0`,
+		`splitrelay_limit_org_recipients{window="24h"} 1200`,
+		`splitrelay_limit_org_recipients{window="10m"} 40`,
+		`splitrelay_limits_store_duration_seconds_bucket{op="reserve",store="redis",le="0.00025"} 1`,
+		`splitrelay_limits_store_errors_total{op="reserve",store="redis"} 1`,
+		`splitrelay_limits_fallback 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("no %q in:\n%s", want, body)
@@ -66,6 +84,8 @@ func TestDashboard(t *testing.T) {
 	m := New("v", "c")
 	m.Recipient("route", "r", "rule") // vectors without labels yet are not gathered
 	m.Rejected("relay_denied")
+	m.StoreOp("embedded", "reserve", time.Millisecond, true)
+	m.SetLimits(func() (limits.Stats, error) { return limits.Stats{}, nil })
 	families, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
