@@ -30,6 +30,9 @@ type Control struct {
 
 // ServeControl listens on dir/control.sock and serves st until Close.
 func ServeControl(dir string, st Store) (*Control, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
 	path := filepath.Join(dir, ControlSocket)
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
