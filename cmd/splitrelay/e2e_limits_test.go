@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -221,8 +224,18 @@ func TestE2ELimitsDurable(t *testing.T) {
 		t.Errorf("limits reset: %s", out)
 	}
 	s.mustRelay("alice@example.com", "a6@elsewhere.test")
+
+	// A damaged state file: reported, moved aside, and mail flows.
+	s.d.stop()
+	db := filepath.Join(s.pf.Dir, "state", "limits.db")
+	if err := os.WriteFile(db, bytes.Repeat([]byte("damaged "), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.d = s.start()
+	s.d.waitLog(t, 5*time.Second, `msg="state file is damaged: every relay counter it held is lost; counting starts afresh"`, "moved_to="+db+".damaged-")
+	s.mustRelay("alice@example.com", "a7@elsewhere.test")
 	s.landed(map[string][]string{"internet": {"a1@elsewhere.test", "a2@elsewhere.test", "a3@elsewhere.test",
-		"a4@elsewhere.test", "b1@elsewhere.test", "a6@elsewhere.test"}})
+		"a4@elsewhere.test", "b1@elsewhere.test", "a6@elsewhere.test", "a7@elsewhere.test"}})
 }
 
 // TestE2ELimitsFleet: two gateways (two Postfix instances, two daemons)
