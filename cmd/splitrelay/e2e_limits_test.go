@@ -273,6 +273,9 @@ redis_unavailable = "%s"
 	a.send(postfixtest.Mail{Source: "127.0.0.9", From: "x@elsewhere.test", To: []string{"alice@example.com"}})
 	a.d.waitLog(t, 5*time.Second, `msg="redis unavailable: relay recipients are deferred (451 4.3.0) until it is back"`)
 	b.d.waitLog(t, 5*time.Second, `msg="redis unavailable: counting relay limits locally, this gateway alone, until it is back"`)
+	if strings.Contains(b.d.logs(), "not counted") {
+		t.Errorf("gateway b lost a count while counting locally:\n%s", b.d.logs())
+	}
 
 	rd.Start(t)
 	time.Sleep(1500 * time.Millisecond) // the store retries Redis after a second

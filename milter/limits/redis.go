@@ -192,14 +192,22 @@ func (r *Redis) Reserve(res rules.Reservation) (rules.Exceeded, error) {
 }
 
 func (r *Redis) finish(tx, how string) error {
-	if _, ok := r.localTx.LoadAndDelete(tx); ok {
+	_, local := r.localTx.LoadAndDelete(tx)
+	if local {
 		if how == "commit" {
 			r.local.Commit(tx)
 		} else {
 			r.local.Release(tx)
 		}
-		// The same transaction may have reserved in Redis before it
-		// failed: finish it there too (a no-op otherwise).
+	}
+	// The transaction may have reserved in Redis before an outage began:
+	// finish it there too (a no-op otherwise). What cannot reach Redis
+	// now is released by the transaction's deadline there.
+	if !r.available() {
+		if local {
+			return nil
+		}
+		return fmt.Errorf("redis %s unavailable", r.where)
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -208,6 +216,9 @@ func (r *Redis) finish(tx, how string) error {
 	r.obs.StoreOp("redis", how, time.Since(start), err != nil)
 	if err != nil {
 		r.failed(how, err)
+		if local {
+			return nil
+		}
 		return fmt.Errorf("redis %s: %s: %w", r.where, how, err)
 	}
 	r.ok()
