@@ -89,6 +89,11 @@ func cmdLimits(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(r)
 		return 0
 	}
+	if rs.Relay != nil {
+		l := rs.Relay.Limits
+		fmt.Fprintf(stdout, "limits: per user %s messages and %s unique recipients in 24 hours; organisation %s recipients in 24 hours, %s in 10 minutes\n",
+			limitText(l.UserMessagesPerDay), limitText(l.UserRecipientsPerDay), limitText(l.OrgRecipientsPerDay), limitText(l.OrgRecipientsPer10Minutes))
+	}
 	r.Print(stdout, user)
 	return 0
 }
@@ -157,4 +162,11 @@ func stopLimits(log *slog.Logger, store limits.Store, ctl *limits.Control) {
 	if err := store.Close(); err != nil {
 		log.Error("cannot close the relay counters", "err", err)
 	}
+}
+
+func limitText(n int) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
 }

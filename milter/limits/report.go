@@ -87,6 +87,8 @@ func (r Report) Print(w io.Writer, user string) {
 		}
 		return
 	}
+	// Counts are of the last 24 hours; RESERVED is messages/recipients
+	// held by transactions in progress.
 	fmt.Fprintf(w, "%-32s %9s %11s %9s %s\n", "USER", "MESSAGES", "RECIPIENTS", "RESERVED", "OLDEST EXPIRES")
 	for _, u := range r.Users {
 		exp := "-"
