@@ -133,6 +133,9 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 		// lost, but it waits until the maps are regenerated.
 		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", "routes", strings.Join(rs.RouteNames, ","))
 	}
+	if (old.Relay == nil) != (rs.Relay == nil) {
+		log.Warn("relay section added or removed; restart splitrelay to open or close the relay counters' store")
+	}
 	if rs.State != old.State {
 		log.Warn("state changed; restart splitrelay to apply it", "state_dir", old.State.Dir, "new_state_dir", rs.State.Dir)
 	}
