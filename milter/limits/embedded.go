@@ -75,7 +75,7 @@ func OpenEmbedded(dir string, log *slog.Logger, obs Observer, now func() time.Ti
 	e.c.persist = true
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		log.Error("cannot create the state directory; relay counters are kept in memory only and lost on restart",
-			"state_dir", dir, "err", err)
+			KeyStateDir, dir, keyErr, err)
 	} else {
 		e.open()
 	}
@@ -98,11 +98,11 @@ func (e *Embedded) open() {
 		return
 	case errors.Is(err, bolterrors.ErrTimeout):
 		e.log.Error("state file is locked by another process; relay counters are kept in memory only and lost on restart",
-			"state_file", e.path)
+			KeyStateFile, e.path)
 		return
 	case errors.Is(err, os.ErrPermission):
 		e.log.Error("cannot open the state file; relay counters are kept in memory only and lost on restart",
-			"state_file", e.path, "err", err)
+			KeyStateFile, e.path, keyErr, err)
 		return
 	}
 	// Damaged: keep it for inspection, start afresh.
@@ -113,13 +113,13 @@ func (e *Embedded) open() {
 	}
 	if rerr := os.Rename(e.path, aside); rerr != nil {
 		e.log.Error("state file is damaged and cannot be moved aside; relay counters are kept in memory only",
-			"state_file", e.path, "err", err, "rename_err", rerr)
+			KeyStateFile, e.path, keyErr, err, keyRenameErr, rerr)
 		return
 	}
 	e.log.Error("state file is damaged: every relay counter it held is lost; counting starts afresh",
-		"state_file", e.path, "moved_to", aside, "size_bytes", size, "err", err)
+		KeyStateFile, e.path, KeyMovedTo, aside, KeySizeBytes, size, keyErr, err)
 	if db, err = openBolt(e.path); err != nil {
-		e.log.Error("cannot create a new state file; relay counters are kept in memory only", "state_file", e.path, "err", err)
+		e.log.Error("cannot create a new state file; relay counters are kept in memory only", KeyStateFile, e.path, keyErr, err)
 		return
 	}
 	e.db = db
@@ -179,14 +179,14 @@ func (e *Embedded) load(db *bolt.DB) (err error) {
 		return err
 	}
 	if len(lost) > 0 {
-		e.log.Error("damaged records in the state file: these counters are lost", "state_file", e.path, "lost", lost)
+		e.log.Error("damaged records in the state file: these counters are lost", KeyStateFile, e.path, KeyLost, lost)
 		for _, k := range lost {
 			if k != "(organisation)" {
 				e.c.dirty[k] = true // rewritten (or deleted) at the next flush
 			}
 		}
 	}
-	e.log.Info("relay counters loaded", "state_file", e.path, "users", users)
+	e.log.Info("relay counters loaded", KeyStateFile, e.path, KeyUsers, users)
 	return nil
 }
 
@@ -203,7 +203,7 @@ func (e *Embedded) loop() {
 			if sweep++; sweep >= 60 {
 				sweep = 0
 				if n := e.c.sweep(); n > 0 {
-					e.log.Warn("released reservations of transactions that never ended", "transactions", n)
+					e.log.Warn("released reservations of transactions that never ended", KeyTransactions, n)
 				}
 			}
 			e.flush()
@@ -244,7 +244,7 @@ func (e *Embedded) flush() {
 	err := e.write(recs, orgRec)
 	e.obs.StoreOp("embedded", "flush", time.Since(start), err != nil)
 	if err != nil {
-		e.log.Error("cannot write relay counters to the state file; will retry", "state_file", e.path, "err", err)
+		e.log.Error("cannot write relay counters to the state file; will retry", KeyStateFile, e.path, keyErr, err)
 		// Mark them again so the next flush retries.
 		c.mu.Lock()
 		for name := range recs {

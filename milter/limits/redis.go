@@ -115,7 +115,7 @@ func OpenRedis(st rules.State, log *slog.Logger, obs Observer, now func() time.T
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		r.failed("ping", err)
 	} else {
-		log.Info("relay counters in redis", "redis", where)
+		log.Info("relay counters in redis", KeyRedis, where)
 	}
 	return r, nil
 }
@@ -131,11 +131,11 @@ func (r *Redis) failed(op string, err error) {
 	if !r.down.Swap(true) {
 		if r.local != nil {
 			r.log.Error("redis unavailable: counting relay limits locally, this gateway alone, until it is back",
-				"redis", r.where, "op", op, "err", err, "redis_unavailable", "local")
+				KeyRedis, r.where, KeyOp, op, keyErr, err, KeyRedisUnavailable, "local")
 			r.obs.Fallback(true)
 		} else {
 			r.log.Error("redis unavailable: relay recipients are deferred (451 4.3.0) until it is back",
-				"redis", r.where, "op", op, "err", err, "redis_unavailable", "tempfail")
+				KeyRedis, r.where, KeyOp, op, keyErr, err, KeyRedisUnavailable, "tempfail")
 		}
 	}
 }
@@ -143,7 +143,7 @@ func (r *Redis) failed(op string, err error) {
 // ok records that Redis answered.
 func (r *Redis) ok() {
 	if r.down.Swap(false) {
-		r.log.Warn("redis is back: relay limits are shared again", "redis", r.where)
+		r.log.Warn("redis is back: relay limits are shared again", KeyRedis, r.where)
 		if r.local != nil {
 			r.obs.Fallback(false)
 		}
