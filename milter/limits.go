@@ -40,10 +40,10 @@ var _ rules.Limiter = txLimiter{}
 
 func (l txLimiter) Reserve(r rules.Reservation) (rules.Exceeded, error) {
 	ss := l.ss
-	if ss.tx == "" {
-		ss.tx = fmt.Sprintf("%s.%d", ss.s.instance, ss.s.txSeq.Add(1))
+	if ss.limitTx == "" {
+		ss.limitTx = fmt.Sprintf("%s.%d", ss.s.instance, ss.s.txSeq.Add(1))
 	}
-	r.Tx = ss.tx
+	r.Tx = ss.limitTx
 	ex, err := ss.s.limits.Reserve(r)
 	if err == nil && ex == rules.NotExceeded {
 		ss.reserved = true
@@ -60,13 +60,13 @@ func (ss *session) commit() error {
 		return nil
 	}
 	ss.reserved = false
-	return ss.s.limits.Commit(ss.tx)
+	return ss.s.limits.Commit(ss.limitTx)
 }
 
 // release drops the transaction's reservations, if any, and ends it.
 func (ss *session) release() {
 	if ss.reserved {
-		ss.s.limits.Release(ss.tx)
+		ss.s.limits.Release(ss.limitTx)
 	}
-	ss.reserved, ss.tx = false, ""
+	ss.reserved, ss.limitTx = false, ""
 }

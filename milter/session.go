@@ -28,7 +28,7 @@ type session struct {
 	env        rules.Envelope // Recipients: accepted so far
 	rcpts      []rcpt
 	headerFrom []string
-	tx         string // relay limit reservations (limits.go)
+	limitTx    string // relay limit reservations (limits.go); "" before the first
 	reserved   bool
 }
 
