@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/url"
 	"path/filepath"
 )
@@ -46,13 +47,26 @@ func (l *loader) state(f *file, rs *Ruleset) {
 	if s.Redis == "" {
 		return
 	}
+	// Messages never repeat a password (url.Redacted).
 	u, err := url.Parse(s.Redis)
 	switch {
 	case err != nil:
-		l.errorf(nil, "state.redis", "%q is not a URL", s.Redis)
+		l.errorf(nil, "state.redis", "not a URL: want redis://host:port/db or rediss://… (TLS)")
 	case u.Scheme != "redis" && u.Scheme != "rediss":
-		l.errorf(nil, "state.redis", "%q: want redis://host:port/db or rediss://… (TLS)", s.Redis)
+		l.errorf(nil, "state.redis", "%q: want redis://host:port/db or rediss://… (TLS)", u.Redacted())
 	case u.Host == "":
-		l.errorf(nil, "state.redis", "%q: name the host, e.g. redis://127.0.0.1:6379/0", s.Redis)
+		l.errorf(nil, "state.redis", "%q: name the host, e.g. redis://127.0.0.1:6379/0", u.Redacted())
 	}
+}
+
+// summary says where the relay counters live, for `check` (no password).
+func (s State) summary() string {
+	if s.Redis == "" {
+		return "Relay counters in " + s.Dir + ". "
+	}
+	host := s.Redis
+	if u, err := url.Parse(s.Redis); err == nil {
+		host = u.Host
+	}
+	return fmt.Sprintf("Relay counters shared in Redis at %s (while it is unreachable: %s). ", host, s.RedisUnavailable)
 }

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -63,7 +64,7 @@ func init() { redis.SetLogger(quietLogger{}) }
 func NewRedisClient(rawURL string) (redis.UniversalClient, string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, "", fmt.Errorf("state.redis: %w", err)
+		return nil, "", errors.New("state.redis: not a URL") // url's error would repeat a password
 	}
 	q := u.Query()
 	switch {
