@@ -122,40 +122,15 @@ func TestE2ELimitsExactUnderRace(t *testing.T) {
 	}
 	c.Quit()
 
-	const n = 20
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		open    []*smtp.Client
-		refused []string
-		other   []error
-	)
-	for i := range n {
-		wg.Go(func() {
-			c, err := openSession(t, s.pf.Addr(), "alice@example.com", fmt.Sprintf("race%d@elsewhere.test", i))
-			mu.Lock()
-			defer mu.Unlock()
-			var se *smtp.SMTPError
-			switch {
-			case err == nil:
-				open = append(open, c)
-			case errors.As(err, &se) && se.Code == 550 && strings.Contains(se.Message, "Daily SMTP relay limit exceeded for user"):
-				refused = append(refused, se.Error())
-			default:
-				other = append(other, err)
-			}
-		})
+	open, refused := race(t, []string{s.pf.Addr()}, 20)
+	if len(open) != 1 || refused != 19 {
+		t.Fatalf("%d of 20 sessions passed RCPT TO, %d were refused; want exactly 1 and 19", len(open), refused)
 	}
-	wg.Wait()
-	if len(other) > 0 || len(open) != 1 || len(refused) != n-1 {
-		t.Fatalf("%d sessions passed RCPT TO, %d refused, errors %v; want exactly 1 and %d", len(open), len(refused), other, n-1)
-	}
-	if err := sendData(open[0], "the one"); err != nil {
+	if err := sendData(open[0].c, "the one"); err != nil {
 		t.Fatal(err)
 	}
-	won := raceRcpt(t, s)
 	s.landed(map[string][]string{"internet": {
-		"warm0@elsewhere.test", "warm1@elsewhere.test", "warm2@elsewhere.test", "warm3@elsewhere.test", won,
+		"warm0@elsewhere.test", "warm1@elsewhere.test", "warm2@elsewhere.test", "warm3@elsewhere.test", open[0].rcpt,
 	}})
 	s.mustRefuse("alice@example.com", "after@elsewhere.test", "550 5.4.5 Daily SMTP relay limit exceeded for user")
 	out := s.limits("show", "alice@example.com")
@@ -164,16 +139,47 @@ func TestE2ELimitsExactUnderRace(t *testing.T) {
 	}
 }
 
-// raceRcpt is the racing recipient the daemon accepted.
-func raceRcpt(t *testing.T, s *site) string {
-	line := s.d.waitLog(t, 5*time.Second, `msg="relay recipient accepted"`, "rcpt=race")
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, "rcpt="); ok {
-			return v
-		}
+// raced is a session that passed RCPT TO in a race, held before DATA.
+type raced struct {
+	c    *smtp.Client
+	addr string // the Postfix it talks to
+	rcpt string
+}
+
+// race opens n sessions from alice, spread over the Postfix instances at
+// addrs, each with its own relay recipient race<i>@elsewhere.test, all at
+// once and held open after RCPT TO until every one has its reply. It
+// returns the sessions that passed and how many were refused with the
+// per-user limit; any other outcome fails the test.
+func race(t *testing.T, addrs []string, n int) (open []raced, refused int) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		other []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			addr, rcpt := addrs[i%len(addrs)], fmt.Sprintf("race%d@elsewhere.test", i)
+			c, err := openSession(t, addr, "alice@example.com", rcpt)
+			mu.Lock()
+			defer mu.Unlock()
+			var se *smtp.SMTPError
+			switch {
+			case err == nil:
+				open = append(open, raced{c, addr, rcpt})
+			case errors.As(err, &se) && se.Code == 550 && strings.Contains(se.Message, "Daily SMTP relay limit exceeded for user"):
+				refused++
+			default:
+				other = append(other, err)
+			}
+		})
 	}
-	t.Fatalf("no rcpt in %q", line)
-	return ""
+	wg.Wait()
+	if len(other) > 0 {
+		t.Fatalf("racing sessions failed otherwise: %v", other)
+	}
+	return open, refused
 }
 
 // regexpFields reports whether a line of out starts with user followed by
@@ -265,6 +271,17 @@ redis_unavailable = "%s"
 	// A reset through gateway A unblocks alice on gateway B.
 	a.limits("reset", "alice@example.com")
 	b.mustRelay("alice@example.com", "f6@elsewhere.test")
+	// At 2 of 3, 20 sessions race over both gateways: one gets through.
+	a.mustRelay("alice@example.com", "f7@elsewhere.test")
+	open, refused := race(t, []string{a.pf.Addr(), b.pf.Addr()}, 20)
+	if len(open) != 1 || refused != 19 {
+		t.Fatalf("%d of 20 sessions over two gateways passed RCPT TO, %d were refused; want exactly 1 and 19", len(open), refused)
+	}
+	if err := sendData(open[0].c, "the one"); err != nil {
+		t.Fatal(err)
+	}
+	won := map[string][]string{a.pf.Addr(): nil, b.pf.Addr(): nil}
+	won[open[0].addr] = []string{open[0].rcpt}
 
 	rd.Stop(t)
 	a.mustRefuse("alice@example.com", "down-a@elsewhere.test", "451 4.3.0")
@@ -284,6 +301,8 @@ redis_unavailable = "%s"
 	a.d.waitLog(t, 5*time.Second, `msg="redis is back: relay limits are shared again"`)
 	a.mustRelay("alice@example.com", "back-c@elsewhere.test")
 	b.mustRefuse("alice@example.com", "back-d@elsewhere.test", "550 5.4.5")
-	a.landed(map[string][]string{"internet": {"f1@elsewhere.test", "f3@elsewhere.test", "back-a@elsewhere.test", "back-c@elsewhere.test"}, "gmail": {"alice@example.com"}})
-	b.landed(map[string][]string{"internet": {"f2@elsewhere.test", "f6@elsewhere.test", "down-b@elsewhere.test", "back-b@elsewhere.test"}})
+	a.landed(map[string][]string{"internet": append([]string{"f1@elsewhere.test", "f3@elsewhere.test", "f7@elsewhere.test",
+		"back-a@elsewhere.test", "back-c@elsewhere.test"}, won[a.pf.Addr()]...), "gmail": {"alice@example.com"}})
+	b.landed(map[string][]string{"internet": append([]string{"f2@elsewhere.test", "f6@elsewhere.test", "down-b@elsewhere.test",
+		"back-b@elsewhere.test"}, won[b.pf.Addr()]...)})
 }
