@@ -51,7 +51,9 @@ type buckets struct {
 }
 
 func (bs *buckets) add(min uint32, n int) {
-	if k := len(bs.b); k > 0 && bs.b[k-1].min == min {
+	// A clock that stepped back counts in the newest minute: the list
+	// stays sorted.
+	if k := len(bs.b); k > 0 && bs.b[k-1].min >= min {
 		bs.b[k-1].n += uint32(n)
 	} else {
 		bs.b = append(bs.b, bucket{min, uint32(n)})
@@ -334,6 +336,9 @@ func (c *counter) commit(id string) {
 	}
 	cut := cutOf(now)
 	u.roll(cut)
+	if k := len(u.seen.b); k > 0 && u.seen.b[k-1].min > min {
+		min = u.seen.b[k-1].min // the clock stepped back: see buckets.add
+	}
 	if t.msg {
 		u.pMsgs--
 		u.msgs.add(min, 1)

@@ -181,3 +181,34 @@ func TestSweepAndReset(t *testing.T) {
 		t.Fatalf("after reset: %v", ex)
 	}
 }
+
+// TestClockStepsBack: a clock stepped back keeps the windows consistent.
+func TestClockStepsBack(t *testing.T) {
+	clk := &clock{t: t0}
+	c := newCounter(clk.now)
+	lim := rules.Limits{UserMessagesPerDay: 3, UserRecipientsPerDay: 3, OrgRecipientsPerDay: 10}
+	send := func(tx, rcpt string) rules.Exceeded {
+		ex, _ := c.Reserve(res(tx, "alice@example.com", rcpt, lim))
+		if ex == rules.NotExceeded {
+			c.Commit(tx)
+		} else {
+			c.Release(tx)
+		}
+		return ex
+	}
+	send("1", "a@x.test")
+	clk.add(-10 * time.Minute)
+	send("2", "b@x.test")
+	send("3", "a@x.test")
+	if ex := send("4", "c@x.test"); ex != rules.UserMessages {
+		t.Fatalf("4th message: %v", ex)
+	}
+	u := c.users["alice@example.com"]
+	if u.msgs.total != 3 || u.seen.total != 2 || len(u.msgs.b) != 1 {
+		t.Errorf("buckets %+v seen %+v", u.msgs, u.seen)
+	}
+	clk.add(24*time.Hour + 11*time.Minute)
+	if ex := send("5", "c@x.test"); ex != rules.NotExceeded {
+		t.Fatalf("a day later: %v", ex)
+	}
+}
