@@ -153,6 +153,21 @@ func TestRedisUniqueAndOrg(t *testing.T) {
 	if rep, _ := r.Show(""); rep.Org.Day != 0 || len(rep.Users) != 0 {
 		t.Errorf("after 25 hours: %+v", rep)
 	}
+	// Every key expires by itself, within a day and 10 minutes.
+	ctx := t.Context()
+	keys, err := r.rdb.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys: %v %v", keys, err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, KeyPrefix+":") {
+			t.Errorf("key %q outside %s", k, KeyPrefix)
+		}
+		ttl, err := r.rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 || ttl > 24*time.Hour+10*time.Minute {
+			t.Errorf("key %q: TTL %v %v", k, ttl, err)
+		}
+	}
 }
 
 // TestRedisDeadGateway: reservations of a gateway that died are released
