@@ -55,8 +55,10 @@ local function roll(name, width, n, now)
     last = slot
   end
   if sum < 0 then sum = 0 end
-  redis.call('SET', lk, tostring(last), 'PX', TTL)
-  redis.call('SET', sk, tostring(sum), 'PX', TTL)
+  if last ~= tonumber(lastv or -1) then
+    redis.call('SET', lk, tostring(last), 'PX', TTL)
+    redis.call('SET', sk, tostring(sum), 'PX', TTL)
+  end
   return sum, slot
 end
 
