@@ -37,7 +37,7 @@ const (
 
 func (l *loader) state(f *file, rs *Ruleset) {
 	s := f.State
-	rs.State = State{Dir: s.Dir, Redis: s.Redis, RedisUnavailable: s.RedisUnavailable}
+	rs.State = State(s)
 	if s.Dir == "" || !filepath.IsAbs(s.Dir) {
 		l.errorf(nil, "state.dir", "%q: want an absolute directory", s.Dir)
 	}
