@@ -29,9 +29,9 @@ type session struct {
 	size       int64
 	headerFrom []string
 
-	probe, counted bool // see hooks.go
-	limitTx    string // relay limit reservations (limits.go); "" before the first
-	reserved   bool
+	probe, counted bool   // see hooks.go
+	limitTx        string // relay limit reservations (limits.go); "" before the first
+	reserved       bool
 }
 
 // mta is the MTA at the other end, from the v macro at connect: the two

@@ -126,4 +126,3 @@ func (rs *Ruleset) postmasterDomain(c Client) string {
 	}
 	return rs.orgDomain(c.Helo)
 }
-

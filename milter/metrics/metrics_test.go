@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/splitrelay/splitrelay/rules"
 	"github.com/splitrelay/splitrelay/milter/limits"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 const testConfig = `
