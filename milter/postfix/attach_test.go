@@ -201,3 +201,29 @@ func TestScriptsShellcheck(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachIDNRelayDomains: the U-label form of an IDN domain of ours
+// joins relay_domains where its A-label form is listed (Postfix 3.7 does
+// not match one against the other), and leaves again on detach.
+func TestAttachIDNRelayDomains(t *testing.T) {
+	for _, tc := range []struct{ relayDomains, want string }{
+		{"example.com, example.org, xn--bcher-kva.test", "example.com, example.org, xn--bcher-kva.test, bücher.test"},
+		{"example.com, example.org", "example.com, example.org"}, // not a relay domain here: left alone
+		{"example.com, bücher.test, xn--bcher-kva.test", "example.com, bücher.test, xn--bcher-kva.test"},
+	} {
+		etc := siteDir(t)
+		run(t, "postconf", "-c", etc, "-e", "relay_domains = "+tc.relayDomains)
+		age(t, filepath.Join(etc, "main.cf"))
+		before, _ := os.ReadFile(filepath.Join(etc, "main.cf"))
+		rs := exampleRuleset()
+		rs.Domains = append(rs.Domains, "xn--bcher-kva.test")
+		apply(t, etc, rs, false)
+		if got := postconfH(t, etc, "relay_domains"); got != tc.want {
+			t.Errorf("relay_domains %q after attach = %q, want %q", tc.relayDomains, got, tc.want)
+		}
+		apply(t, etc, rs, true)
+		if after, _ := os.ReadFile(filepath.Join(etc, "main.cf")); !bytes.Equal(after, before) {
+			t.Errorf("relay_domains %q: main.cf after detach differs:\n%s", tc.relayDomains, after)
+		}
+	}
+}

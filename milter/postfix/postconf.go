@@ -144,7 +144,11 @@ fi
 			if s.Merge == Append {
 				where = "last"
 			}
-			fmt.Fprintf(bw, "add %s %s %s %s\n", s.Name, where, shQuote(s.Key), shQuote(s.Value))
+			if s.When != "" {
+				fmt.Fprintf(bw, "add %s %s %s %s %s\n", s.Name, where, shQuote(s.Key), shQuote(s.Value), shQuote(s.When))
+			} else {
+				fmt.Fprintf(bw, "add %s %s %s %s\n", s.Name, where, shQuote(s.Key), shQuote(s.Value))
+			}
 		default:
 			fmt.Fprintf(bw, "put %s %s\n", s.Name, shQuote(s.Value))
 		}
@@ -378,8 +382,9 @@ without() {
 	}'
 }
 
-# add NAME first|last KEY ELEMENT: adds ELEMENT to the list NAME unless the
-# list holds KEY already (ours from an earlier run, or the site's own).
+# add NAME first|last KEY ELEMENT [WHEN]: adds ELEMENT to the list NAME
+# unless the list holds KEY already (ours from an earlier run, or the
+# site's own); with WHEN, only if the list holds the word WHEN.
 add() {
 	get "$1"
 	if has "$(v "$1")" "$3"; then
@@ -387,6 +392,7 @@ add() {
 		! isours elem "$1" "$4" || ours elem "$1" "$4"
 		return 0
 	fi
+	[ -z "${5:-}" ] || has "$(v "$1")" "$5" || return 0
 	cur=$(v "$1")
 	if [ -z "$cur" ]; then
 		setv "$1" "$4"

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -82,7 +84,11 @@ type Setting struct {
 	Merge Merge
 	// Key identifies our element in an existing list (Prepend/Append): when
 	// a list already holds Key, the setting is already applied.
-	Key     string
+	Key string
+	// When, for a list element, is a word the site's list must already
+	// hold for our element to be added ("" = always): the U-label form of
+	// an IDN domain goes into relay_domains only where its A-label is.
+	When    string
 	Comment string
 }
 
@@ -204,6 +210,16 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 			Key:     c.mapRef(RecipientAccessMap),
 			Comment: "the same table first here too, so that a reject_unauth_destination of yours here does not answer relay recipients with other words",
 		},
+	}
+	// Postfix 3.7 matches a U-label recipient domain only against a
+	// U-label entry (POSTFIX.md): where relay_domains names one of our
+	// IDN domains in A-label form, its U-label form joins it, so that
+	// Postfix's "ours" is splitrelay's.
+	for _, d := range rs.Domains {
+		if u, err := idna.ToUnicode(d); err == nil && u != d {
+			c.Main = append(c.Main, Setting{Name: "relay_domains", Value: u, Merge: Append, Key: u, When: d,
+				Comment: "the U-label form of " + d + ", only if relay_domains lists " + d + ": Postfix does not match one form against the other"})
+		}
 	}
 	if rs.Relay != nil && rs.Relay.RequireSMTPAuth {
 		c.Main = append(c.Main, Setting{Name: "smtpd_tls_auth_only", Value: "yes", Merge: Replace,

@@ -19,6 +19,10 @@ func (c *Config) WriteText(w io.Writer) error {
 	fmt.Fprintf(bw, "\n# ---- main.cf ----\n")
 	for _, s := range c.Main {
 		comment(bw, "", s.Comment+mergeHint(s.Merge))
+		if s.When != "" {
+			fmt.Fprintf(bw, "#%s = ..., %s\n", s.Name, s.Value)
+			continue
+		}
 		fmt.Fprintf(bw, "%s = %s\n", s.Name, s.Value)
 	}
 	fmt.Fprintln(bw, "#")

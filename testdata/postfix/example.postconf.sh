@@ -101,8 +101,9 @@ without() {
 	}'
 }
 
-# add NAME first|last KEY ELEMENT: adds ELEMENT to the list NAME unless the
-# list holds KEY already (ours from an earlier run, or the site's own).
+# add NAME first|last KEY ELEMENT [WHEN]: adds ELEMENT to the list NAME
+# unless the list holds KEY already (ours from an earlier run, or the
+# site's own); with WHEN, only if the list holds the word WHEN.
 add() {
 	get "$1"
 	if has "$(v "$1")" "$3"; then
@@ -110,6 +111,7 @@ add() {
 		! isours elem "$1" "$4" || ours elem "$1" "$4"
 		return 0
 	fi
+	[ -z "${5:-}" ] || has "$(v "$1")" "$5" || return 0
 	cur=$(v "$1")
 	if [ -z "$cur" ]; then
 		setv "$1" "$4"
@@ -472,8 +474,9 @@ without() {
 	}'
 }
 
-# add NAME first|last KEY ELEMENT: adds ELEMENT to the list NAME unless the
-# list holds KEY already (ours from an earlier run, or the site's own).
+# add NAME first|last KEY ELEMENT [WHEN]: adds ELEMENT to the list NAME
+# unless the list holds KEY already (ours from an earlier run, or the
+# site's own); with WHEN, only if the list holds the word WHEN.
 add() {
 	get "$1"
 	if has "$(v "$1")" "$3"; then
@@ -481,6 +484,7 @@ add() {
 		! isours elem "$1" "$4" || ours elem "$1" "$4"
 		return 0
 	fi
+	[ -z "${5:-}" ] || has "$(v "$1")" "$5" || return 0
 	cur=$(v "$1")
 	if [ -z "$cur" ]; then
 		setv "$1" "$4"
