@@ -22,7 +22,7 @@ func rcptArgs(clientArgs, original string) string {
 		}
 	}
 	if orcpt == "" {
-		orcpt = "ORCPT=rfc822;" + xtext(original)
+		orcpt = orcptParam(original) // utf8.go
 	}
 	if notify == "" {
 		return orcpt

@@ -33,20 +33,22 @@ import (
 // FROM (sender, SIZE, {auth_authen}), RCPT TO (with a reply: the relay
 // policy and the routing-namespace check refuse recipients there), the
 // headers (for From, no reply) and end of message. We skip unknown
-// commands and the end-of-headers event, and the body unless the relay
-// size limit needs the real size (see negotiate). We keep the reply to
+// commands and the end-of-headers event. The body: without replies when the
+// relay size limit needs the real size, otherwise with a reply to its first
+// chunk, SKIP for all but Postfix's own notices (see negotiate and dsn.go). We keep the reply to
 // DATA: a milter that does not answer a small packet leaves Postfix's next
 // write waiting for a delayed ACK, the ~40 ms per-message stall measured in
 // POSTFIX.md; on TCP we also re-arm TCP_QUICKACK after every read
 // (quickack_linux.go) for the packets that want no reply.
-const Protocol = gomilter.OptNoBody | gomilter.OptNoUnknown | gomilter.OptNoEOH |
+const Protocol = gomilter.OptNoUnknown | gomilter.OptNoEOH |
 	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
 	gomilter.OptNoHeaderReply
 
 // Actions are the modifications we may make: replace recipients, with
 // ESMTP arguments (NOTIFY, ORCPT) on the added ones, and the envelope
-// sender (allowed_senders = "any" rewrites it to postmaster@).
-const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRcptWithArgs | gomilter.OptChangeFrom
+// sender (allowed_senders = "any" rewrites it to postmaster@), and the body
+// of Postfix's own delivery notices (dsn.go).
+const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRcptWithArgs | gomilter.OptChangeFrom | gomilter.OptChangeBody
 
 // Server serves the milter protocol with the current rules. Rules can be
 // swapped at any time (SIGHUP); each transaction keeps the rules it started
@@ -95,10 +97,11 @@ func New(rs *rules.Ruleset, log *slog.Logger) *Server {
 }
 
 // negotiate accepts milter protocol 6 only (we need add-recipient with
-// ESMTP arguments and the no-reply flags) and asks for the body, without
-// replies, only when the relay size limit needs the real size: the rules
-// in force when Postfix connects decide, so a reload that adds the limit
-// applies to new SMTP sessions.
+// ESMTP arguments and the no-reply flags). The body comes without replies
+// when the relay size limit needs the real size (the rules in force when
+// Postfix connects decide, so a reload that adds the limit applies to new
+// SMTP sessions); otherwise with SMFIP_SKIP, so that one reply to the first
+// chunk ends it for every message but a notice (dsn.go).
 func (s *Server) negotiate(mtaVersion, _ uint32, mtaActions, actions gomilter.OptAction, mtaProtocol, protocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
 	if mtaVersion < 6 {
 		return 0, 0, 0, 0, fmt.Errorf("milter: MTA speaks milter protocol %d, splitrelay needs 6 (Postfix: milter_protocol = 6)", mtaVersion)
@@ -107,7 +110,9 @@ func (s *Server) negotiate(mtaVersion, _ uint32, mtaActions, actions gomilter.Op
 		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the actions we need: offered %v, need %v", mtaActions, actions)
 	}
 	if rs := s.rules.Load(); rs.Relay != nil && rs.Relay.Limits.MessageSize > 0 {
-		protocol = protocol&^gomilter.OptNoBody | gomilter.OptNoBodyReply
+		protocol |= gomilter.OptNoBodyReply
+	} else {
+		protocol |= gomilter.OptSkip
 	}
 	if protocol&mtaProtocol != protocol {
 		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the protocol options we need: offered %v, need %v", mtaProtocol, protocol)

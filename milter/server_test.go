@@ -188,7 +188,7 @@ func TestRouting(t *testing.T) {
 	want := strings.Join([]string{
 		"del <carol@example.com>",
 		"add <carol@example.com.legacy.splitrelay.invalid> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol@example.com",
-		"add <sales@example.com.archive.splitrelay.invalid> ORCPT=rfc822;sales@example.com",
+		"add <sales@example.com.archive.splitrelay.invalid> NOTIFY=NEVER ORCPT=rfc822;sales@example.com", // a copy: dsn.go
 	}, "\n")
 	if got != want {
 		t.Errorf("modifications:\n%s\nwant:\n%s", got, want)

@@ -28,6 +28,7 @@ type session struct {
 	tx         *rules.Tx
 	size       int64
 	headerFrom []string
+	dsn        dsn // dsn.go: the body of a local notice
 
 	probe, counted bool   // see hooks.go
 	limitTx        string // relay limit reservations (limits.go); "" before the first
@@ -58,6 +59,7 @@ func (ss *session) reset() {
 	ss.release()
 	ss.rules, ss.tx, ss.size = nil, nil, 0
 	ss.headerFrom = ss.headerFrom[:0]
+	ss.dsn = dsn{}
 	ss.log.resetTx()
 }
 
@@ -69,6 +71,7 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 	if a, err := netip.ParseAddr(addr); err == nil {
 		ss.client.Addr = a.Unmap()
 	}
+	ss.client.Local = localSubmission(host, addr, port) // local.go
 	switch v := m.Get(gomilter.MacroMTAVersion); {
 	case strings.HasPrefix(v, "Postfix"):
 		ss.mta = mtaPostfix
@@ -98,6 +101,7 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 		ss.client.TLS = true
 	}
 	ss.client.Auth = m.Get(gomilter.MacroAuthAuthen) // {auth_authen}: milter_mail_macros default
+	ss.dsn.nullSender = from == ""                   // dsn.go
 	var lim rules.Limiter
 	if ss.rules.Relay != nil {
 		lim = txLimiter{ss}
@@ -176,9 +180,9 @@ func (ss *session) Headers(gomilter.Modifier) (*gomilter.Response, error) {
 
 // BodyChunk counts the real size; the body is only sent (without replies)
 // when the relay size limit is configured.
-func (ss *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (*gomilter.Response, error) {
+func (ss *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
 	ss.size += int64(len(chunk))
-	return gomilter.RespContinue, nil
+	return ss.bodyChunk(chunk, m), nil // dsn.go
 }
 
 func (ss *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error) {
@@ -217,6 +221,10 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		// Changes sent so far are discarded by Postfix with the message:
 		// the client keeps it and retries. Nothing is half-routed.
 		log.Error("cannot apply decision; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
+		return gomilter.RespTempFail, nil
+	}
+	if err := ss.rewriteDSN(m, log); err != nil { // dsn.go
+		log.Error("cannot rewrite notice; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
 		return gomilter.RespTempFail, nil
 	}
 	if err := ss.commit(); err != nil {
@@ -311,6 +319,8 @@ func (ss *session) via(m gomilter.Modifier, log *txlog, d rules.Decision, r rule
 		if err := m.DeleteRecipient(del); err != nil {
 			return fmt.Errorf("delete recipient %s: %w", del, err)
 		}
+	} else {
+		r.Args = copyArgs(r.Args) // dsn.go: NOTIFY=NEVER
 	}
 	return ss.add(m, added, to, r)
 }

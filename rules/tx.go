@@ -154,7 +154,7 @@ func (t *Tx) rcpt(in RcptIn, r *Recipient) Verdict {
 	if !known {
 		// A % or ! names another destination whatever the stored form
 		// is: the relay policy can refuse it without knowing more.
-		if rs.Relay != nil && strings.ContainsAny(in.Raw, "%!") {
+		if rs.Relay != nil && !t.client.Local && strings.ContainsAny(in.Raw, "%!") {
 			if reply, reason, ok := t.relayAllowed(); !ok {
 				return Verdict{Action: Reject, Reply: reply, Reason: reason, Relay: true}
 			}
@@ -166,7 +166,7 @@ func (t *Tx) rcpt(in RcptIn, r *Recipient) Verdict {
 		// unrouted, or relay it unjudged. The client keeps it.
 		return Verdict{Action: Defer, Reply: ReplyUndecidable, Reason: why}
 	}
-	if rs.Relay == nil {
+	if rs.Relay == nil || t.client.Local { // mail submitted on the MTA host is not relay traffic
 		return Verdict{}
 	}
 	relay := !rs.ours(a.ASCII) || strings.ContainsAny(a.Local, "%!@")

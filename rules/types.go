@@ -176,6 +176,11 @@ type Client struct {
 	Helo string     // the HELO/EHLO argument
 	Auth string     // SASL login name ({auth_authen}); "" when not authenticated
 	TLS  bool       // the SMTP session is encrypted (STARTTLS)
+	// Local is mail submitted on the MTA host itself (Postfix's
+	// non_smtpd_milters: sendmail(1), its own notices), not by an SMTP
+	// client: it is routed like any mail, but it is not relay traffic, as
+	// Postfix's smtpd restrictions do not apply to it either.
+	Local bool
 }
 
 // Decision is the outcome for one message.

@@ -3,15 +3,31 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
+	"github.com/splitrelay/splitrelay/milter/postfix"
 	"github.com/splitrelay/splitrelay/milter/sendmail"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
-// cmdCheck is `splitrelay check -c FILE`: exit 0 and the ruleset's
-// summary, or exit 1 and every problem, FILE:LINE:COL: path: message, on
-// stderr.
+const checkFlags = `  --postfix-config-dir DIR
+                        also look at the Postfix configuration in DIR and warn about what would
+                        bypass splitrelay (a master.cf service with its own -o smtpd_milters=) or
+                        capture routed mail (virtual_alias_maps, recipient_canonical_maps entries
+                        matching the routing namespace); warnings do not change the exit status
+`
+
+// cmdCheck is `splitrelay check -c FILE [--postfix-config-dir DIR]`: exit
+// 0 and the ruleset's summary, or exit 1 and every problem,
+// FILE:LINE:COL: path: message, on stderr. Warnings (what Sendmail cannot
+// express; with --postfix-config-dir, what in that Postfix configuration
+// bypasses splitrelay or captures routed mail) go to stderr too.
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("check", "-c FILE", "", stdout, stderr)
+	fs, config := newFlags("check", "-c FILE [--postfix-config-dir DIR]", checkFlags, stdout, stderr)
+	configDir := fs.String("postfix-config-dir", "", "")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -29,5 +45,40 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "warning: with Sendmail: %s\n", u)
 		}
 	}
+	if *configDir != "" {
+		if err := postfixWarnings(rs, *configDir, stderr); err != nil {
+			fmt.Fprintf(stderr, "splitrelay check: %v\n", err)
+			return 1
+		}
+	}
 	return 0
+}
+
+// postfixWarnings runs the postconf script's warnings on the Postfix
+// configuration in dir and prints them, "warning: …".
+func postfixWarnings(rs *rules.Ruleset, dir string, w io.Writer) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	c, err := postfix.Generate(rs, postfix.Options{ConfigDir: abs, MapDir: filepath.Join(abs, "splitrelay")})
+	if err != nil {
+		return err
+	}
+	var script strings.Builder
+	if err := c.WriteWarnings(&script); err != nil {
+		return err
+	}
+	sh := exec.Command("sh", "-c", script.String())
+	sh.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin", "MAIL_CONFIG="+abs)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("look at %s: %v\n%s", abs, err, out)
+	}
+	for l := range strings.Lines(string(out)) {
+		if wl, ok := strings.CutPrefix(l, "# WARNING: "); ok {
+			fmt.Fprint(w, "warning: with Postfix: "+wl)
+		}
+	}
+	return nil
 }

@@ -45,7 +45,7 @@ func TestE2EMetrics(t *testing.T) {
 	s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"alice@example.com", "carol@example.com", "sales@example.com"}})
 	// A recipient in the routing namespace, with Postfix's own access
 	// check removed so that the milter is the one to refuse it.
-	s.pf.Postconf(t, "-e", "smtpd_recipient_restrictions =")
+	s.pf.Postconf(t, "-e", "smtpd_recipient_restrictions =", "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination")
 	s.pf.Reload(t)
 	bad := "bob@example.com.legacy.splitrelay.invalid"
 	tr, _ := s.pf.Send(t, postfixtest.Mail{From: "x@elsewhere.test", To: []string{bad, "alice@example.com"}})

@@ -86,7 +86,7 @@ func TestE2ESplitDelivery(t *testing.T) {
 	})
 	got := s.landed(map[string][]string{
 		"gmail":   {"alice@example.com", "sales@example.com", "dave@example.org"},
-		"legacy":  {"carol@example.com", "Zed@Example.ORG"},
+		"legacy":  {"carol@example.com", "Zed@Example.ORG"}, // exactly as the client wrote it
 		"archive": {"sales@example.com"},
 	})
 	// Downstream sees the original address, the client's NOTIFY and an
@@ -154,7 +154,7 @@ func TestE2ERoutingNamespaceRefused(t *testing.T) {
 		t.Errorf("Postfix accepted the routing namespace: %q\n%s", r, tr)
 	}
 	// Defence in depth: without Postfix's access check the milter refuses.
-	s.pf.Postconf(t, "-e", "smtpd_recipient_restrictions =")
+	s.pf.Postconf(t, "-e", "smtpd_recipient_restrictions =", "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination")
 	s.pf.Reload(t)
 	tr, _ = s.pf.Send(t, m)
 	if r := postfixtest.Reply(tr, "RCPT TO:<"+bad+">"); !strings.HasPrefix(r, "550 5.1.2") {
@@ -216,4 +216,16 @@ func TestE2EInetListen(t *testing.T) {
 	s := newSiteOn(t, routes, config(false), "inet")
 	s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"alice@example.com", "carol@example.com"}})
 	s.landed(map[string][]string{"gmail": {"alice@example.com"}, "legacy": {"carol@example.com"}})
+}
+
+// TestE2ESendmailRouted: mail submitted on the gateway with sendmail(1)
+// (non_smtpd_milters) is routed like mail from SMTP clients.
+func TestE2ESendmailRouted(t *testing.T) {
+	s := newSite(t, routes, config(false))
+	s.pf.Sendmail(t, postfixtest.Mail{From: "cron@example.com", To: []string{"alice@example.com", "carol@example.com"}})
+	s.landed(map[string][]string{
+		"gmail":  {"alice@example.com"},
+		"legacy": {"carol@example.com"},
+	})
+	s.d.waitLog(t, 5*time.Second, `msg="recipient routed"`, "rcpt=carol@example.com", "route=legacy")
 }

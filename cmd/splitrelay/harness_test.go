@@ -73,6 +73,7 @@ type site struct {
 	network  string // where the milter listens: "unix" or "tcp"
 	addr     string
 	d        *daemon
+	before   map[string][]byte // main.cf and master.cf before attaching
 }
 
 // siteConfig is a configuration template: {{ROUTES}} is replaced by a
@@ -86,13 +87,29 @@ func newSite(t *testing.T, routeNames []string, config string) *site {
 // loopback TCP port ("inet").
 func newSiteOn(t *testing.T, routeNames []string, config, network string) *site {
 	t.Helper()
+	return newSiteSinks(t, routeNames, config, network, nil)
+}
+
+// newSiteSinks is newSiteOn with extra smtp-sink options per route sink
+// (postfixtest.StartSinkArgs), e.g. {"legacy": {"-f", "RCPT"}}.
+func newSiteSinks(t *testing.T, routeNames []string, config, network string, sinkArgs map[string][]string) *site {
+	t.Helper()
+	return newSiteFull(t, routeNames, config, network, sinkArgs, nil)
+}
+
+// newSiteFull is newSiteSinks with prepare, which makes the private Postfix
+// a site of its own (main.cf settings, master.cf services) before
+// splitrelay is attached; site.before keeps main.cf and master.cf as they
+// were then.
+func newSiteFull(t *testing.T, routeNames []string, config, network string, sinkArgs map[string][]string, prepare func(*postfixtest.Instance)) *site {
+	t.Helper()
 	postfixtest.Require(t)
 	s := &site{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
 	s.gmail = postfixtest.StartSink(t, "gmail")
 	s.internet = postfixtest.StartSink(t, "internet")
 	var routes strings.Builder
 	for _, name := range routeNames {
-		sk := postfixtest.StartSink(t, name)
+		sk := postfixtest.StartSinkArgs(t, name, sinkArgs[name]...)
 		s.sinks[name] = sk
 		fmt.Fprintf(&routes, "[routes.%s]\ndescription = \"test sink %s\"\nhost = \"127.0.0.1\"\nport = %d\n\n", name, name, sk.Port)
 	}
@@ -102,7 +119,12 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 			"example.com":    s.gmail.NextHop(),
 			"example.org":    s.gmail.NextHop(),
 			"elsewhere.test": s.internet.NextHop(),
+			// the rest of the world, so that a relay refusal is the
+			// policy's, not the instance's missing transport
+			"*": s.internet.NextHop(),
 		},
+		// the site's own relay list, as Debian writes it
+		Main: map[string]string{"smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"},
 	})
 	// The socket lives inside Postfix's queue directory, as in production
 	// (a chrooted smtpd reaches it as unix:splitrelay/milter.sock).
@@ -122,9 +144,27 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 	config = strings.ReplaceAll(config, "{{LISTEN}}", listen)
 	s.cfgPath = filepath.Join(s.pf.Dir, "splitrelay.toml")
 	s.writeConfig(config)
+	if prepare != nil {
+		prepare(s.pf)
+	}
+	s.before = s.cf()
 	s.attach()
 	s.d = s.start()
 	return s
+}
+
+// cf returns main.cf and master.cf of the private Postfix.
+func (s *site) cf() map[string][]byte {
+	s.t.Helper()
+	m := map[string][]byte{}
+	for _, f := range []string{"main.cf", "master.cf"} {
+		data, err := os.ReadFile(filepath.Join(s.pf.ConfigDir, f))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		m[f] = data
+	}
+	return m
 }
 
 func (s *site) writeConfig(config string) {

@@ -11,7 +11,7 @@ import (
 // buildMaps returns the transport, generic and recipient_access tables.
 // All are regexp_table(5) files: each line is "/pattern/ result", matched
 // case-insensitively against the whole address, first match wins.
-func buildMaps(c *Config, routes []*rules.Route, suffix string) ([]MapFile, error) {
+func buildMaps(c *Config, routes []*rules.Route, suffix string, relayRows [][2]string) ([]MapFile, error) {
 	qs := quoteRegexp(suffix)
 	header := func(what ...string) string {
 		var b strings.Builder
@@ -78,9 +78,11 @@ func buildMaps(c *Config, routes []*rules.Route, suffix string) ([]MapFile, erro
 		{
 			Name: RecipientAccessMap,
 			Content: header(
-				"check_recipient_access (access(5)) in smtpd_recipient_restrictions: clients",
-				"may not name an address in the routing namespace *."+suffix+" themselves.",
-			) + table([][2]string{{`/[.@]` + qs + `\.?$/`, NamespaceReply.String()}}),
+				"check_recipient_access (access(5)) first in smtpd_relay_restrictions and",
+				"smtpd_recipient_restrictions: clients may not name an address in the routing",
+				"namespace *."+suffix+" themselves; with [relay], recipients outside our domains",
+				"are left to the milter (OK), which answers them with Google's replies.",
+			) + table(append([][2]string{{`/[.@]` + qs + `\.?$/`, NamespaceReply.String()}}, relayRows...)),
 		},
 	}), nil
 }

@@ -34,25 +34,11 @@ func requireTools(t *testing.T, tools ...string) {
 	}
 }
 
-// postfixDir is a private Postfix configuration built from the package's
-// pristine files, with some settings of its own, so that the script must
-// merge, not replace.
+// postfixDir is siteDir with some settings of its own, so that the
+// script must merge, not replace.
 func postfixDir(t *testing.T) (etc string) {
 	t.Helper()
-	requireTools(t, "postconf", "postmap")
-	etc = filepath.Join(t.TempDir(), "etc")
-	if err := os.Mkdir(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for f, src := range map[string]string{"main.cf": pristineMainCF, "master.cf": pristineMasterCF} {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatalf("Postfix's pristine configuration: %v", err)
-		}
-		if err := os.WriteFile(filepath.Join(etc, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etc = siteDir(t)
 	run(t, "postconf", "-c", etc, "-e",
 		"smtpd_milters = inet:127.0.0.1:8891",
 		"transport_maps = hash:/etc/postfix/transport",
@@ -144,6 +130,7 @@ func TestPostconfScript(t *testing.T) {
 		"smtpd_milters":                "inet:127.0.0.1:8891, { unix:splitrelay/milter.sock, default_action=tempfail, protocol=6 }",
 		"transport_maps":               "regexp:" + mapDir + "/transport, hash:/etc/postfix/transport",
 		"smtpd_recipient_restrictions": "check_recipient_access regexp:" + mapDir + "/recipient_access, permit_mynetworks, reject_unauth_destination",
+		"smtpd_relay_restrictions":     "check_recipient_access regexp:" + mapDir + "/recipient_access, permit_mynetworks permit_sasl_authenticated defer_unauth_destination",
 	}
 	for name, want := range wantMain {
 		if got := strings.TrimSpace(run(t, "postconf", "-c", etc, "-h", name)); got != want {
@@ -151,9 +138,9 @@ func TestPostconfScript(t *testing.T) {
 		}
 	}
 	n := run(t, "postconf", "-c", etc, "-n")
-	for _, s := range []string{"splitrelay/milter.sock", mapDir + "/transport", mapDir + "/recipient_access"} {
-		if k := strings.Count(n, s); k != 1 {
-			t.Errorf("postconf -n names %s %d times, want 1:\n%s", s, k, n)
+	for s, want := range map[string]int{"splitrelay/milter.sock": 1, mapDir + "/transport": 1, mapDir + "/recipient_access": 2} {
+		if k := strings.Count(n, s); k != want {
+			t.Errorf("postconf -n names %s %d times, want %d:\n%s", s, k, want, n)
 		}
 	}
 
@@ -190,18 +177,9 @@ func TestPostconfScript(t *testing.T) {
 // TestMapsPostmap looks addresses up in the generated tables with
 // postmap(1), the way Postfix will.
 func TestMapsPostmap(t *testing.T) {
-	requireTools(t, "postmap")
+	etc := siteDir(t)
 	dir := t.TempDir()
-	// postmap reads main.cf even for a regexp table: give it an empty one
-	// (Postfix's defaults) of its own.
-	etc := filepath.Join(dir, "etc")
-	if err := os.Mkdir(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(etc, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Generate(exampleRuleset(), Options{MapDir: dir})
+	c, err := Generate(relayRuleset(false), Options{MapDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +217,16 @@ func TestMapsPostmap(t *testing.T) {
 		{"recipient_access", "bob@example.com.legacy.splitrelay.invalid", "550 5.1.2 Bad destination system address"},
 		{"recipient_access", "bob@example.com.legacy.splitrelay.invalid.", "550 5.1.2 Bad destination system address"},
 		{"recipient_access", "postmaster@SplitRelay.Invalid", "550 5.1.2 Bad destination system address"},
-		{"recipient_access", "bob@example.com", ""},
-		{"recipient_access", "bob@notsplitrelay.invalid", ""},
+		{"recipient_access", "bob@example.com", "DUNNO"},
+		{"recipient_access", "Bob@Sub.Example.ORG.", "DUNNO"},
+		{"recipient_access", "postmaster", "DUNNO"},
+		{"recipient_access", "bob@notsplitrelay.invalid", "OK"},
+		{"recipient_access", "victim%elsewhere.test@example.com", "OK"},
+		{"recipient_access", "elsewhere.test!victim@example.com", "OK"},
+		{"recipient_access", "victim@elsewhere.test@example.com", "OK"},
+		{"recipient_access", "victim@example.com.elsewhere.test", "OK"},
+		{"recipient_access", "victim@notexample.com", "OK"},
+		{"recipient_access", "victim%elsewhere.test", "OK"},
 	}
 	for _, tc := range tests {
 		var stdout, stderr bytes.Buffer

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -48,10 +50,22 @@ type Config struct {
 	Source    string // the ruleset's file name, for "generated from" comments
 	ConfigDir string // Options.ConfigDir
 	MapDir    string
-	Main      []Setting
-	Master    []Service
-	Maps      []MapFile
-	Notes     []string // warnings for the administrator, one paragraph each, printed as comments
+	// Scratch makes the scripts fit for a copy of the configuration
+	// (--format diff): no check that the map files exist, no removal of
+	// them, and the record at RecordPath.
+	Scratch    bool
+	RecordPath string // default MapDir/attached (RecordFile)
+	Main       []Setting
+	Master     []Service
+	Maps       []MapFile
+	Notes      []string // warnings for the administrator, one paragraph each, printed as comments
+	// Probes are addresses in the routing namespace (one per domain and
+	// route) that the postconf script looks up in virtual_alias_maps and
+	// recipient_canonical_maps: an entry matching one would capture
+	// routed mail.
+	Probes []string
+	// MilterKey is how smtpd_milters names our milter ("unix:splitrelay/milter.sock").
+	MilterKey string
 }
 
 // Merge says how a main.cf setting combines with the value already there.
@@ -70,7 +84,11 @@ type Setting struct {
 	Merge Merge
 	// Key identifies our element in an existing list (Prepend/Append): when
 	// a list already holds Key, the setting is already applied.
-	Key     string
+	Key string
+	// When, for a list element, is a word the site's list must already
+	// hold for our element to be added ("" = always): the U-label form of
+	// an IDN domain goes into relay_domains only where its A-label is.
+	When    string
 	Comment string
 }
 
@@ -128,7 +146,8 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	maps, err := buildMaps(c, routes, suffix)
+	rows, relayNotes := relayRows(rs)
+	maps, err := buildMaps(c, routes, suffix, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -140,13 +159,35 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 		}
 		c.Master = append(c.Master, svc)
 	}
+	milterEntry := "{ " + milter + ", default_action=tempfail, protocol=6 }"
+	c.MilterKey = milter
+	for _, r := range routes {
+		for _, d := range rs.Domains {
+			c.Probes = append(c.Probes, "splitrelay-probe@"+d+"."+r.Name+"."+suffix)
+		}
+	}
+	access := "check_recipient_access " + c.mapRef(RecipientAccessMap)
 	c.Main = []Setting{
 		{
 			Name:    "smtpd_milters",
-			Value:   "{ " + milter + ", default_action=tempfail, protocol=6 }",
+			Value:   milterEntry,
 			Merge:   Append,
 			Key:     milter,
 			Comment: "our milter, after any you already have; tempfail, never accept: without the milter, mail would be delivered unrouted",
+		},
+		{
+			Name:    "non_smtpd_milters",
+			Value:   milterEntry,
+			Merge:   Append,
+			Key:     milter,
+			Comment: "mail submitted on this host (sendmail(1), postdrop) is routed too",
+		},
+		{
+			Name:    "internal_mail_filter_classes",
+			Value:   "bounce",
+			Merge:   Append,
+			Key:     "bounce",
+			Comment: "Postfix's own delivery notices pass non_smtpd_milters too, so that the milter names the original recipient in them, not its routing-namespace form (also your other non_smtpd_milters see them)",
 		},
 		{
 			Name:    "transport_maps",
@@ -156,22 +197,42 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 			Comment: "routes the routing namespace to the splitrelay-* transports; first, so that no other map can catch it",
 		},
 		{
-			Name:    "smtpd_recipient_restrictions",
-			Value:   "check_recipient_access " + c.mapRef(RecipientAccessMap),
+			Name:    "smtpd_relay_restrictions",
+			Value:   access,
 			Merge:   Prepend,
 			Key:     c.mapRef(RecipientAccessMap),
-			Comment: "clients may never address the routing namespace, even with the milter off or in dry_run",
+			Comment: "first: clients may never address the routing namespace (even with the milter off or in dry_run); with [relay], relay recipients are left to the milter (Google's replies); recipients in our domains are left to your restrictions",
+		},
+		{
+			Name:    "smtpd_recipient_restrictions",
+			Value:   access,
+			Merge:   Prepend,
+			Key:     c.mapRef(RecipientAccessMap),
+			Comment: "the same table first here too, so that a reject_unauth_destination of yours here does not answer relay recipients with other words",
 		},
 	}
-	relaySet, relayMaps, relayNotes := relay(rs, c)
-	c.Main = append(c.Main, relaySet...)
-	c.Maps = append(c.Maps, relayMaps...)
+	// Postfix 3.7 matches a U-label recipient domain only against a
+	// U-label entry (POSTFIX.md): where relay_domains names one of our
+	// IDN domains in A-label form, its U-label form joins it, so that
+	// Postfix's "ours" is splitrelay's.
+	for _, d := range rs.Domains {
+		if u, err := idna.ToUnicode(d); err == nil && u != d {
+			c.Main = append(c.Main, Setting{Name: "relay_domains", Value: u, Merge: Append, Key: u, When: d,
+				Comment: "the U-label form of " + d + ", only if relay_domains lists " + d + ": Postfix does not match one form against the other"})
+		}
+	}
+	if rs.Relay != nil && rs.Relay.RequireSMTPAuth {
+		c.Main = append(c.Main, Setting{Name: "smtpd_tls_auth_only", Value: "yes", Merge: Replace,
+			Comment: "relay.require_smtp_auth: SMTP AUTH only over TLS, as the relay policy counts it"})
+	}
 	c.Notes = append(c.Notes, relayNotes...)
 	c.Notes = append(c.Notes,
+		"Nothing global that changes the fate of mail to your domains is set: mynetworks, smtpd_recipient_limit, message_size_limit and "+
+			"smtpd_data_restrictions stay yours; relay limits are the milter's, for relay recipients only.",
 		"WARNING: virtual_alias_maps and recipient_canonical_maps ARE applied to recipients the milter adds: "+
 			"no entry in them (a catch-all such as \"@example.com\", a regexp) may match an address ending in ."+suffix+".",
 		"Services in master.cf with their own -o smtpd_milters= or -o smtpd_recipient_restrictions= "+
-			"(a submission service, for example) do not get these settings.",
+			"(a submission service, for example) do not get these settings: their mail is not routed.",
 		"The splitrelay-* transports use only our generic map: an smtp_generic_maps of main.cf does not apply to the mail they deliver.",
 	)
 	for _, r := range routes {

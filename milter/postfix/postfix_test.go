@@ -196,7 +196,7 @@ func TestGenerateOptions(t *testing.T) {
 	if got := c.Main[0].Value; got != "{ unix:splitrelay.sock, default_action=tempfail, protocol=6 }" {
 		t.Errorf("smtpd_milters = %q", got)
 	}
-	if got := c.Main[1].Value; got != "regexp:/etc/pf2/sr/transport" {
+	if got := c.Main[3].Value; got != "regexp:/etc/pf2/sr/transport" {
 		t.Errorf("transport_maps = %q", got)
 	}
 	var names []string
@@ -216,14 +216,14 @@ func TestGenerateOptions(t *testing.T) {
 	}
 }
 
-// A Replace setting is written as a plain postconf -e.
+// A Replace setting is written with put, which records and shows the old value.
 func TestPostconfReplace(t *testing.T) {
 	c := &Config{Source: "x.toml", Main: []Setting{{Name: "milter_protocol", Value: "6", Merge: Replace}}}
 	var b bytes.Buffer
 	if err := c.WritePostconf(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "\npc -e 'milter_protocol = 6'\n") || strings.Contains(b.String(), "cur_milter_protocol") {
+	if !strings.Contains(b.String(), "\nput milter_protocol 6\n") || !strings.Contains(b.String(), "\t'val|milter_protocol|6') return 0 ;;\n") {
 		t.Errorf("script:\n%s", b.String())
 	}
 }

@@ -12,11 +12,17 @@ import (
 func (c *Config) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# Postfix configuration for splitrelay, generated from %s.\n", c.Source)
-	comment(bw, "", "Merge the main.cf settings into main.cf (postconf -e), add the master.cf entries to master.cf (postconf -M), install the map files, then run \"postfix reload\".")
+	comment(bw, "", "Merge the main.cf settings into main.cf, keeping your own list elements (postconf -e), add the master.cf entries to master.cf (postconf -M), install the map files, then run \"postfix reload\". "+
+		"The --format postconf script does all this, records what it added and backs up main.cf and master.cf first; "+
+		"--format diff shows what it would change; --detach takes it all away again.")
 
 	fmt.Fprintf(bw, "\n# ---- main.cf ----\n")
 	for _, s := range c.Main {
 		comment(bw, "", s.Comment+mergeHint(s.Merge))
+		if s.When != "" {
+			fmt.Fprintf(bw, "#%s = ..., %s\n", s.Name, s.Value)
+			continue
+		}
 		fmt.Fprintf(bw, "%s = %s\n", s.Name, s.Value)
 	}
 	fmt.Fprintln(bw, "#")
@@ -54,7 +60,7 @@ func mergeHint(m Merge) string {
 	case Prepend:
 		return " (insert before the current value)"
 	}
-	return ""
+	return " (replaces your value: the postconf script prints the old one, --detach restores it)"
 }
 
 // comment writes text as "# " lines of at most 78 columns; indent goes
@@ -74,4 +80,30 @@ func comment(w io.Writer, indent, text string) {
 	if line != "" {
 		fmt.Fprintf(w, "%s# %s\n", indent, line)
 	}
+}
+
+// WriteDetachText says, for a human, what --detach --format postconf does.
+func (c *Config) WriteDetachText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "# Removing splitrelay from Postfix (generated from %s).\n", c.Source)
+	comment(bw, "", "Run the script of \"splitrelay postfix --detach --format postconf\" (with the same --postfix-config-dir and --map-dir as when attaching), "+
+		"then \"postfix reload\"; \"--detach --format diff\" shows what it changes. It copies main.cf and master.cf first, then:")
+	fmt.Fprintf(bw, "\n# ---- main.cf ----\n")
+	comment(bw, "", "Everything recorded in "+c.Record()+" is taken away: each element we added to a list, each value we set. "+
+		"A parameter gets back the value it had before splitrelay first touched it, or leaves main.cf again if it was not there; "+
+		"one that you changed since keeps your change, without our elements. With this configuration these are:")
+	for _, s := range c.Main {
+		switch s.Merge {
+		case Replace:
+			fmt.Fprintf(bw, "#   %s: back to its value from before splitrelay set it to %q\n", s.Name, s.Value)
+		default:
+			fmt.Fprintf(bw, "#   %s: without %s\n", s.Name, s.Value)
+		}
+	}
+	fmt.Fprintf(bw, "\n# ---- master.cf ----\n")
+	comment(bw, "", "Every service whose name starts with "+ServicePrefix+" is removed (postconf -MX).")
+	fmt.Fprintf(bw, "\n# ---- %s ----\n", c.MapDir)
+	comment(bw, "", "The record and the map files are deleted, and the directory if it is then empty.")
+	comment(bw, "", "Until Postfix is reloaded without smtpd_milters naming splitrelay, stopping the daemon tempfails all mail (milter default_action=tempfail): detach first, then remove the package.")
+	return bw.Flush()
 }

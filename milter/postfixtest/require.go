@@ -26,7 +26,7 @@ const commandTimeout = 30 * time.Second
 
 // tools are the programs the package runs, found in PATH or in the
 // directories Debian installs them to (a test's PATH often lacks /usr/sbin).
-var tools = []string{"postfix", "postconf", "postqueue", "smtp-sink", "swaks"}
+var tools = []string{"postfix", "postconf", "postqueue", "smtp-sink", "swaks", "sendmail"}
 
 var toolPaths = sync.OnceValues(func() (map[string]string, error) {
 	paths := make(map[string]string)

@@ -24,6 +24,10 @@ type Sink struct {
 	Port int
 	Dir  string // dumps in Dir/dump, smtp-sink's own output in Dir/sink.log
 
+	// Args are extra smtp-sink options, e.g. "-f", "RCPT" to refuse every
+	// recipient with a 5xx (StartSinkArgs).
+	Args []string
+
 	dumpDir string
 	cmd     *exec.Cmd
 	done    chan error // receives cmd.Wait's result
@@ -33,9 +37,17 @@ type Sink struct {
 // registers a cleanup that stops it.
 func StartSink(t testing.TB, name string) *Sink {
 	t.Helper()
+	return StartSinkArgs(t, name)
+}
+
+// StartSinkArgs is StartSink with extra smtp-sink(1) options: "-f", "RCPT"
+// makes a server that refuses every recipient (5xx), "-r", "RCPT" one
+// that defers them (4xx).
+func StartSinkArgs(t testing.TB, name string, args ...string) *Sink {
+	t.Helper()
 	Require(t)
 	dir := makeTempDir(t, "splitrelay-sink-")
-	s := &Sink{Name: name, Dir: dir, dumpDir: filepath.Join(dir, "dump")}
+	s := &Sink{Name: name, Dir: dir, dumpDir: filepath.Join(dir, "dump"), Args: args}
 	t.Cleanup(func() {
 		s.Stop(t)
 		if t.Failed() {
@@ -89,6 +101,7 @@ func (s *Sink) start() error {
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "nobody") // required as root
 	}
+	args = append(args, s.Args...)
 	args = append(args, s.Addr, "256")
 	logf, err := os.OpenFile(filepath.Join(s.Dir, "sink.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
