@@ -83,7 +83,7 @@ func TestSystemdNotify(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "splitrelay.toml")
-	good := fmt.Sprintf("[milter]\nlisten = \"inet:127.0.0.1:%d\"\n[organization]\ndomains = [\"example.com\"]\n", postfixtest.FreePort(t))
+	good := fmt.Sprintf("[milter]\nlisten = \"inet:127.0.0.1:%d\"\n[organization]\ndomains = [\"example.com\"]\n[state]\ndir = %q\n", postfixtest.FreePort(t), filepath.Join(dir, "state"))
 	if err := os.WriteFile(cfgPath, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,22 @@ if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && unshare -m true 2>/d
 	# dynamicmaps.cf is written by the package's postinst from this copy.
 	[ -r /usr/share/postfix/dynamicmaps.cf ] && cp /usr/share/postfix/dynamicmaps.cf "$T/postfix/"
 	binds=""
-	[ -d /etc/postfix ] && binds="mount --bind '$T/postfix' /etc/postfix;"
+	# The daemon's default state directory is the machine's; every test
+	# must name its own. Seal it too, and fail below if a test wrote there.
+	mkdir "$T/state"
+	[ -d /var/lib/splitrelay ] && binds="mount --bind '$T/state' /var/lib/splitrelay;"
+	[ -d /etc/postfix ] && binds="$binds mount --bind '$T/postfix' /etc/postfix;"
 	[ -d /etc/mail ] && binds="$binds mount --bind '$T/mail' /etc/mail;"
 	echo "test.sh: /etc/postfix (package files only) and /etc/mail (empty) sealed in a private mount namespace; MAIL_CONFIG=$T/noconf" >&2
-	SPLITRELAY_SEALED=namespace unshare -m --propagation private bash -c "$binds exec \"\$@\"" sh "${gotest[@]}"
+	state_before=$([ -e /var/lib/splitrelay ] && echo yes || echo no)
+	rc=0
+	SPLITRELAY_SEALED=namespace unshare -m --propagation private bash -c "$binds exec \"\$@\"" sh "${gotest[@]}" || rc=$?
+	if [ -n "$(ls -A "$T/state")" ] || { [ "$state_before" = no ] && [ -e /var/lib/splitrelay ]; }; then
+		echo "test.sh: a test wrote to the machine's /var/lib/splitrelay: give it a [state] dir of its own" >&2
+		[ "$state_before" = no ] && rm -rf /var/lib/splitrelay
+		rc=1
+	fi
+	exit "$rc"
 else
 	echo "test.sh: not root or no mount namespace: only MAIL_CONFIG=$T/noconf guards the machine's Postfix configuration" >&2
 	SPLITRELAY_SEALED=mail_config "${gotest[@]}"
