@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/splitrelay/splitrelay/milter/sendmail"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // cmdCheck is `splitrelay check -c FILE`: exit 0 and the ruleset's
@@ -20,6 +21,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		printLoadError(stderr, err)
 		return 1
 	}
+	printWarnings(stderr, rs)
 	fmt.Fprintln(stdout, rs.Summary())
 	// What Sendmail cannot express: warnings on stderr, not errors
 	// (Postfix sites can ignore them; the milter enforces everything
@@ -30,4 +32,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// printWarnings prints what loaded but deserves a look (duplicates, group
+// cycles, alias collisions, rules that can never apply), one per line,
+// FILE:LINE:COL: path: warning: message.
+func printWarnings(w io.Writer, rs *rules.Ruleset) {
+	for _, e := range rs.Warnings() {
+		c := *e
+		c.Msg = "warning: " + c.Msg
+		fmt.Fprintln(w, c.Error())
+	}
 }
