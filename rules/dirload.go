@@ -220,7 +220,7 @@ func (dl *dirLoader) alias(source, s string, target Address, path string, at *Er
 	if !ok {
 		return
 	}
-	if keyOf(a) == keyOf(target) {
+	if a.ASCII == target.ASCII && strings.EqualFold(a.Local, target.Local) {
 		dl.warn(source, path, at, "alias %q names itself", s)
 		return
 	}

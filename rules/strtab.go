@@ -8,8 +8,10 @@ import (
 )
 
 // strtab is a set of distinct strings kept in one byte slice with an
-// open-addressing hash index. Entry i is blob[ends[i-1]:ends[i]]. A
-// million addresses cost their bytes plus about 12 bytes each, and the
+// open-addressing hash index. Entry i is blob[ends[i-1]:ends[i]]. Each
+// index slot holds the entry number and 32 bits of its hash, so a probe
+// reads the blob only when the hash matches. A million addresses cost
+// their bytes plus about 20 bytes each, and the
 // garbage collector has no pointer to follow in any of it: a directory of
 // a million users is three allocations, not two million (a
 // map[string]bool of the same users takes three times the memory and
@@ -19,7 +21,7 @@ import (
 type strtab struct {
 	blob  []byte
 	ends  []uint32
-	index []uint32 // power-of-two size; 0 is empty, else entry number + 1
+	index []uint64 // power-of-two size; 0 is empty, else hash>>32<<32 | entry number + 1
 	seed  maphash.Seed
 }
 
@@ -29,7 +31,7 @@ func newStrtab(capacity int) *strtab {
 	for size*5 < capacity*8 { // at most 5/8 full once capacity is reached
 		size <<= 1
 	}
-	t.index = make([]uint32, size)
+	t.index = make([]uint64, size)
 	t.ends = make([]uint32, 0, capacity)
 	return t
 }
@@ -60,13 +62,15 @@ func (t *strtab) find(s string) (int, bool) {
 		return 0, false
 	}
 	mask := uint64(len(t.index) - 1)
-	for h := maphash.String(t.seed, s) & mask; ; h = (h + 1) & mask {
+	hash := maphash.String(t.seed, s)
+	tag := hash >> 32 << 32
+	for h := hash & mask; ; h = (h + 1) & mask {
 		x := t.index[h]
 		if x == 0 {
 			return 0, false
 		}
-		if t.at(int(x-1)) == s {
-			return int(x - 1), true
+		if x&^0xffffffff == tag && t.at(int(uint32(x)-1)) == s {
+			return int(uint32(x) - 1), true
 		}
 	}
 }
@@ -80,15 +84,18 @@ func (t *strtab) addTail(from int) (int, bool) {
 	}
 	mask := uint64(len(t.index) - 1)
 	s := unsafe.String(unsafe.SliceData(tail), len(tail))
-	h := maphash.String(t.seed, s) & mask
+	hash := maphash.String(t.seed, s)
+	tag := hash >> 32 << 32
+	h := hash & mask
 	for ; t.index[h] != 0; h = (h + 1) & mask {
-		if i := int(t.index[h] - 1); t.at(i) == s {
+		x := t.index[h]
+		if i := int(uint32(x) - 1); x&^0xffffffff == tag && t.at(i) == s {
 			t.blob = t.blob[:from]
 			return i, false
 		}
 	}
 	t.ends = append(t.ends, uint32(len(t.blob)))
-	t.index[h] = uint32(len(t.ends))
+	t.index[h] = tag | uint64(len(t.ends))
 	return len(t.ends) - 1, true
 }
 
@@ -100,14 +107,15 @@ func (t *strtab) add(s string) (int, bool) {
 }
 
 func (t *strtab) grow() {
-	t.index = make([]uint32, 2*len(t.index))
+	t.index = make([]uint64, 2*len(t.index))
 	mask := uint64(len(t.index) - 1)
 	for i := range t.ends {
-		h := maphash.String(t.seed, t.at(i)) & mask
+		hash := maphash.String(t.seed, t.at(i))
+		h := hash & mask
 		for t.index[h] != 0 {
 			h = (h + 1) & mask
 		}
-		t.index[h] = uint32(i + 1)
+		t.index[h] = hash>>32<<32 | uint64(i+1)
 	}
 }
 
