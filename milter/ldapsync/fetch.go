@@ -39,18 +39,20 @@ func Fetch(ctx context.Context, cfg *rules.LDAP) (*rules.Entries, error) {
 			return nil, fmt.Errorf("bind as %s: %w", cfg.BindDN, err)
 		}
 	}
-	users, err := search(c, cfg, cfg.UserFilter, cfg.AddressAttributes)
-	if err != nil {
-		return nil, fmt.Errorf("search users %s: %w", cfg.UserFilter, err)
-	}
-	groups, err := search(c, cfg, cfg.GroupFilter, slices.Concat(cfg.AddressAttributes, cfg.MemberAttributes))
-	if err != nil {
+	// Groups first: their member DNs say which users' DNs are worth
+	// remembering. Then users, page by page, each entry reduced to its
+	// addresses at once: a million entries are never held as LDAP entries.
+	b := newBuilder(cfg)
+	if err := search(c, cfg, cfg.GroupFilter, slices.Concat(cfg.AddressAttributes, cfg.MemberAttributes), b.group); err != nil {
 		return nil, fmt.Errorf("search groups %s: %w", cfg.GroupFilter, err)
+	}
+	if err := search(c, cfg, cfg.UserFilter, cfg.AddressAttributes, b.user); err != nil {
+		return nil, fmt.Errorf("search users %s: %w", cfg.UserFilter, err)
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	return entries(cfg, users, groups), nil
+	return b.entries(), nil
 }
 
 func dial(cfg *rules.LDAP) (*ldap.Conn, error) {
@@ -83,13 +85,26 @@ func dial(cfg *rules.LDAP) (*ldap.Conn, error) {
 	return c, nil
 }
 
-func search(c *ldap.Conn, cfg *rules.LDAP, filter string, attrs []string) ([]*ldap.Entry, error) {
-	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
-	res, err := c.SearchWithPaging(req, uint32(cfg.PageSize))
-	if err != nil {
-		return nil, err
+// search runs a paged search (RFC 2696) and hands each entry to fn, one
+// page at a time.
+func search(c *ldap.Conn, cfg *rules.LDAP, filter string, attrs []string, fn func(*ldap.Entry)) error {
+	paging := ldap.NewControlPaging(uint32(cfg.PageSize))
+	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs,
+		[]ldap.Control{paging})
+	for {
+		res, err := c.Search(req)
+		if err != nil {
+			return err
+		}
+		for _, e := range res.Entries {
+			fn(e)
+		}
+		ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if !ok || len(ctrl.Cookie) == 0 {
+			return nil
+		}
+		paging.SetCookie(ctrl.Cookie)
 	}
-	return res.Entries, nil
 }
 
 // values returns an attribute's values, the name compared without case
@@ -138,6 +153,23 @@ func addresses(e *ldap.Entry, attrs []string) []string {
 // normDN is the form DNs are compared in: attribute types and values
 // without case, no spaces around separators.
 func normDN(s string) string {
+	if !strings.ContainsAny(s, "\\\"+#<>;") {
+		// No escapes, quotes or multi-valued RDNs (the usual case, and
+		// a million of them per sync): lower-case, no spaces around
+		// the separators, without parsing.
+		var b strings.Builder
+		b.Grow(len(s))
+		for _, part := range strings.Split(s, ",") {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			k, v, _ := strings.Cut(part, "=")
+			b.WriteString(strings.ToLower(strings.TrimSpace(k)))
+			b.WriteByte('=')
+			b.WriteString(strings.ToLower(strings.TrimSpace(v)))
+		}
+		return b.String()
+	}
 	dn, err := ldap.ParseDN(s)
 	if err != nil {
 		return strings.ToLower(strings.TrimSpace(s))
@@ -164,36 +196,56 @@ type group struct {
 	members []string // normalised DNs
 }
 
-// entries turns the search results into directory entries: each user's
-// first address is the account, the others its aliases; a group's members
-// are flattened through nested groups (with or without an address of
-// their own) to the users and addressed groups they contain.
-func entries(cfg *rules.LDAP, users, groups []*ldap.Entry) *rules.Entries {
-	out := &rules.Entries{Aliases: map[string]string{}, Groups: map[string][]string{}}
-	userAddr := map[string]string{} // DN -> primary address
-	for _, e := range users {
-		addrs := addresses(e, cfg.AddressAttributes)
-		if len(addrs) == 0 {
-			continue
-		}
-		userAddr[normDN(e.DN)] = addrs[0]
-		out.Users = append(out.Users, addrs[0])
-		for _, a := range addrs[1:] {
-			out.Aliases[a] = addrs[0]
+// builder turns search results into directory entries: each user's first
+// address is the account, the others its aliases; a group's members are
+// flattened through nested groups (with or without an address of their
+// own) to the users and addressed groups they contain.
+type builder struct {
+	cfg      *rules.LDAP
+	out      *rules.Entries
+	groups   map[string]*group // normalised DN -> group
+	wanted   map[string]bool   // member DNs of some group
+	userAddr map[string]string // wanted user DN -> primary address
+}
+
+func newBuilder(cfg *rules.LDAP) *builder {
+	return &builder{cfg: cfg, out: &rules.Entries{Aliases: map[string]string{}, Groups: map[string][]string{}},
+		groups: map[string]*group{}, wanted: map[string]bool{}, userAddr: map[string]string{}}
+}
+
+func (b *builder) group(e *ldap.Entry) {
+	g := &group{addrs: addresses(e, b.cfg.AddressAttributes)}
+	for _, attr := range b.cfg.MemberAttributes {
+		for _, m := range values(e, attr) {
+			dn := normDN(m)
+			g.members = append(g.members, dn)
+			b.wanted[dn] = true
 		}
 	}
-	byDN := map[string]*group{}
-	for _, e := range groups {
-		g := &group{addrs: addresses(e, cfg.AddressAttributes)}
-		for _, attr := range cfg.MemberAttributes {
-			for _, m := range values(e, attr) {
-				g.members = append(g.members, normDN(m))
-			}
-		}
-		byDN[normDN(e.DN)] = g
+	b.groups[normDN(e.DN)] = g
+}
+
+func (b *builder) user(e *ldap.Entry) {
+	addrs := addresses(e, b.cfg.AddressAttributes)
+	if len(addrs) == 0 {
+		return
 	}
-	for _, dn := range sortedKeys(byDN) {
-		g := byDN[dn]
+	primary := strings.Clone(addrs[0]) // not a slice of the LDAP packet
+	b.out.Users = append(b.out.Users, primary)
+	for _, a := range addrs[1:] {
+		b.out.Aliases[strings.Clone(a)] = primary
+	}
+	if len(b.wanted) > 0 {
+		if dn := normDN(e.DN); b.wanted[dn] {
+			b.userAddr[dn] = primary
+		}
+	}
+}
+
+func (b *builder) entries() *rules.Entries {
+	out := b.out
+	for _, dn := range sortedKeys(b.groups) {
+		g := b.groups[dn]
 		if len(g.addrs) == 0 {
 			continue // reachable only as a nested group
 		}
@@ -206,9 +258,9 @@ func entries(cfg *rules.LDAP, users, groups []*ldap.Entry) *rules.Entries {
 					continue
 				}
 				seen[m] = true
-				if a, ok := userAddr[m]; ok {
+				if a, ok := b.userAddr[m]; ok {
 					flat = append(flat, a)
-				} else if sub, ok := byDN[m]; ok {
+				} else if sub, ok := b.groups[m]; ok {
 					if len(sub.addrs) > 0 {
 						flat = append(flat, sub.addrs[0])
 					}

@@ -118,7 +118,7 @@ func (r *recorder) route(t *testing.T, rs *rules.Ruleset, rcpt string) string {
 	return out
 }
 
-func logger(t *testing.T) *slog.Logger {
+func logger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
