@@ -13,7 +13,8 @@
 #                fails unless nothing was lost, misrouted, duplicated or
 #                relayed without authorization (not part of make test)
 #   make bench-directory  directory scale: load time, heap and RSS across
-#                reloads, decision latency for 10, 10k and 1M users
+#                reloads, decision latency for 10, 10k and 1M users, an
+#                LDAP sync of 100k users (LDAP_BENCH_USERS=N for more)
 #   make demo    a private Postfix, three sinks and sample mail, explained
 #   make package dist/*.deb and dist/*.rpm (amd64, arm64) with nfpm (go tool)
 #   make package-test  build, lintian, install, check and purge the .deb; inspect
@@ -69,6 +70,7 @@ bench-directory:
 	$(GO) test ./rules -run '^$$' -bench 'DirectoryLoad' -benchtime 3x
 	$(GO) test ./rules -run '^$$' -bench 'DirectoryDecide|DirectoryResolve'
 	$(GO) test ./cmd/splitrelay -run '^$$' -bench ReloadRSS -benchtime 1x
+	$(GO) test ./milter/ldapsync -run '^$$' -bench Sync -benchtime 1x
 
 demo: deps
 	contrib/scripts/demo.sh

@@ -153,7 +153,7 @@ TLSCACertificateFile %[1]s/ca.pem
 TLSCertificateFile %[1]s/server.pem
 TLSCertificateKeyFile %[1]s/server.key
 database mdb
-maxsize 104857600
+maxsize 4294967296
 suffix "%[2]s"
 rootdn "%[3]s"
 rootpw %[4]s
