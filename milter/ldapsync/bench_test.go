@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,4 +89,12 @@ func BenchmarkSync(b *testing.B) {
 	}
 	b.ReportMetric(float64(peak-base.HeapAlloc)/(1<<20), "heap-peak-MB")
 	b.ReportMetric(float64(after.HeapAlloc-base.HeapAlloc)/(1<<20), "heap-kept-MB")
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				b.ReportMetric(float64(kb)/1024, "rss-peak-MB")
+			}
+		}
+	}
 }

@@ -1,9 +1,13 @@
 package ldapsync
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // TestNormDN: the fast path for plain DNs gives what parsing gives, and
@@ -35,5 +39,24 @@ func TestNormDN(t *testing.T) {
 		if got, want := normDN(s), normDN(parsed); got != want {
 			t.Errorf("fast %q, parsed %q", got, want)
 		}
+	}
+}
+
+// TestSnapshotRoundTrip: what save writes, load reads back.
+func TestSnapshotRoundTrip(t *testing.T) {
+	snap := &Snapshot{Time: time.Unix(1700000000, 0).UTC(), URL: "ldap://x", BaseDN: "dc=x",
+		Entries: rules.Entries{Users: []string{"a@example.com", `q"uote@example.com`}, Aliases: map[string]string{"b@example.com": "a@example.com"},
+			Groups: map[string][]string{"g@example.com": {"a@example.com"}, "e@example.com": nil}}}
+	s := New(rules.LDAP{URL: "ldap://x", BaseDN: "dc=x"}, t.TempDir(), logger(t), nil, nil)
+	if err := s.save(snap); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Entries.Users, snap.Entries.Users) || !reflect.DeepEqual(got.Entries.Aliases, snap.Entries.Aliases) ||
+		len(got.Entries.Groups) != 2 || got.Entries.Groups["g@example.com"][0] != "a@example.com" || !got.Time.Equal(snap.Time) || got.URL != snap.URL {
+		t.Errorf("got %+v, want %+v", got, snap)
 	}
 }

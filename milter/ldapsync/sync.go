@@ -9,6 +9,7 @@
 package ldapsync
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -117,6 +118,10 @@ func (s *Syncer) Run(ctx context.Context) {
 // succeeded.
 func (s *Syncer) Sync(parent context.Context) bool {
 	start := s.now()
+	// The directory in use stays while the new one is read and built:
+	// collect more often meanwhile so that the peak stays near the two of
+	// them (the built directory is pointer-free, collecting is cheap).
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	ctx, cancel := context.WithTimeout(parent, 10*s.cfg.Timeout)
 	defer cancel()
 	e, err := Fetch(ctx, &s.cfg)
@@ -179,7 +184,12 @@ func (s *Syncer) save(snap *Snapshot) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := json.NewEncoder(f).Encode(snap); err != nil {
+	w := bufio.NewWriterSize(f, 1<<16)
+	if err := writeSnapshot(w, snap); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
 		f.Close()
 		return err
 	}
@@ -198,6 +208,58 @@ func (s *Syncer) save(snap *Snapshot) error {
 		d.Close()
 	}
 	return nil
+}
+
+// writeSnapshot writes snap as the JSON that load reads, an entry at a
+// time: json.Encoder would first build the whole document in memory
+// (tens of MB for a million users).
+func writeSnapshot(w *bufio.Writer, snap *Snapshot) error {
+	str := func(v string) {
+		b, _ := json.Marshal(v)
+		w.Write(b)
+	}
+	head, err := json.Marshal(struct {
+		Time   time.Time `json:"time"`
+		URL    string    `json:"url"`
+		BaseDN string    `json:"base_dn"`
+	}{snap.Time, snap.URL, snap.BaseDN})
+	if err != nil {
+		return err
+	}
+	w.Write(head[:len(head)-1])
+	w.WriteString(`,"entries":{"users":[`)
+	for i, u := range snap.Entries.Users {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		str(u)
+	}
+	w.WriteString(`],"aliases":{`)
+	for i, a := range sortedKeys(snap.Entries.Aliases) {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		str(a)
+		w.WriteByte(':')
+		str(snap.Entries.Aliases[a])
+	}
+	w.WriteString(`},"groups":{`)
+	for i, g := range sortedKeys(snap.Entries.Groups) {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		str(g)
+		w.WriteString(":[")
+		for j, m := range snap.Entries.Groups[g] {
+			if j > 0 {
+				w.WriteByte(',')
+			}
+			str(m)
+		}
+		w.WriteByte(']')
+	}
+	_, err = w.WriteString("}}}\n")
+	return err
 }
 
 func (s *Syncer) load() (*Snapshot, error) {
