@@ -122,9 +122,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		sdNotify(sdReloading())
 		next, errs := reload(log, level, srv, dirs, path)
 		// The previous rules (a directory of a million users is tens of
-		// MB) are garbage now: return the memory rather than keep the
-		// high-water mark of each reload.
+		// MB) are garbage now, or once the transactions that began under
+		// them end: return the memory rather than keep the high-water
+		// mark of each reload.
 		debug.FreeOSMemory()
+		time.AfterFunc(2*time.Second, debug.FreeOSMemory)
 		ms.reload(next)
 		st.reloaded(next)
 		st.notify("READY=1")

@@ -142,9 +142,11 @@ func (s *Syncer) Sync(parent context.Context) bool {
 	}
 	d := s.build(e)
 	s.apply(d)
-	// The previous directory is garbage now: give its memory back rather
-	// than letting the heap grow by a directory per sync.
+	// The previous directory is garbage now, or once the transactions
+	// that began with it end: give its memory back rather than letting
+	// the heap grow by a directory per sync.
 	debug.FreeOSMemory()
+	time.AfterFunc(2*time.Second, debug.FreeOSMemory)
 	st := d.Stats()
 	s.observe(Success, start, d)
 	s.log.Info("directory synced", milter.KeyLDAPURL, s.cfg.URL, milter.KeyUsers, st.Users, milter.KeyGroups, st.Groups, milter.KeyAliases, st.Aliases,
