@@ -12,6 +12,9 @@
 #                with kill -9, reloads and a route down; prints a report and
 #                fails unless nothing was lost, misrouted, duplicated or
 #                relayed without authorization (not part of make test)
+#   make bench-directory  directory scale: load time, heap and RSS across
+#                reloads, decision latency for 10, 10k and 1M users, an
+#                LDAP sync of 100k users (LDAP_BENCH_USERS=N for more)
 #   make demo    a private Postfix, three sinks and sample mail, explained
 #   make package dist/*.deb and dist/*.rpm (amd64, arm64) with nfpm (go tool)
 #   make package-test  build, lintian, install, check and purge the .deb; inspect
@@ -30,7 +33,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build deps test check fuzz bench soak demo package package-test systemd-test clean
+.PHONY: all build deps test check fuzz bench bench-directory soak demo package package-test systemd-test clean
 
 all: check build
 
@@ -62,6 +65,12 @@ bench: deps
 
 soak: deps
 	contrib/scripts/soak.sh
+
+bench-directory:
+	$(GO) test ./rules -run '^$$' -bench 'DirectoryLoad' -benchtime 3x
+	$(GO) test ./rules -run '^$$' -bench 'DirectoryDecide|DirectoryResolve'
+	$(GO) test ./cmd/splitrelay -run '^$$' -bench ReloadRSS -benchtime 1x
+	$(GO) test ./milter/ldapsync -run '^$$' -bench Sync -benchtime 1x
 
 demo: deps
 	contrib/scripts/demo.sh

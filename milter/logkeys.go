@@ -47,4 +47,14 @@ const (
 	KeyWatchdog         = "watchdog_seconds"
 	KeyDrainTimeout     = "drain_timeout_seconds"
 	KeyUID              = "uid"
+
+	// The directory sync (milter/ldapsync).
+	KeyLDAPURL        = "ldap_url"
+	KeyFile           = "file"      // the snapshot file
+	KeySyncedAt       = "synced_at" // when the data in use was read, RFC 3339
+	KeyUsers          = "users"
+	KeyGroups         = "groups"
+	KeyAliases        = "aliases"
+	KeySnapshotURL    = "snapshot_url"
+	KeySnapshotBaseDN = "snapshot_base_dn"
 )

@@ -15,18 +15,18 @@ func (l *loader) build(f *file) *Ruleset {
 	rs := &Ruleset{
 		Name:   l.name,
 		Routes: map[string]*Route{},
-		users:  map[string]bool{},
-		groups: map[string][]string{},
 	}
 	l.milter(f, rs)
 	l.log(f, rs)
 	l.metrics(f, rs)
 	l.state(f, rs)
 	l.organization(f, rs)
+	l.ldap(f, rs)
 	l.directory(f, rs)
 	l.relay(f, rs)
 	l.routes(f, rs)
 	l.rules(f, rs)
+	l.shadowed(rs)
 	return rs
 }
 
@@ -109,10 +109,16 @@ func (l *loader) organization(f *file, rs *Ruleset) {
 	}
 }
 
-// ours reports whether a normalised domain is one of our domains or a
-// subdomain of one: the recipients split delivery is for.
+// ours reports whether a normalised domain is one of our domains or an
+// alias domain, or a subdomain of one: the recipients split delivery is
+// for.
 func (rs *Ruleset) ours(domain string) bool {
 	for _, d := range rs.Domains {
+		if underDomain(domain, d) {
+			return true
+		}
+	}
+	for _, d := range rs.aliasDomains {
 		if underDomain(domain, d) {
 			return true
 		}

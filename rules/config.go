@@ -24,12 +24,17 @@ type file struct {
 		Format string `toml:"format"`
 	} `toml:"log"`
 	Organization struct {
-		Domains []string `toml:"domains"`
+		Domains       []string          `toml:"domains"`
+		DomainAliases map[string]string `toml:"domain_aliases"`
 	} `toml:"organization"`
 	Directory struct {
-		Users      []string            `toml:"users"`
-		UsersFiles []string            `toml:"users_files"`
-		Groups     map[string][]string `toml:"groups"`
+		RecipientDelimiter string              `toml:"recipient_delimiter"`
+		Users              []string            `toml:"users"`
+		UsersFiles         []string            `toml:"users_files"`
+		GoogleExports      []string            `toml:"google_exports"`
+		Aliases            map[string]string   `toml:"aliases"`
+		Groups             map[string][]string `toml:"groups"`
+		LDAP               fileLDAP            `toml:"ldap"`
 	} `toml:"directory"`
 	Routes        map[string]fileRoute `toml:"routes"`
 	SplitDelivery []fileRule           `toml:"split_delivery"`
@@ -121,6 +126,8 @@ func defaults(f *file) {
 	f.Milter.RoutingSuffix = DefaultRoutingSuffix
 	f.Log.Level = DefaultLogLevel
 	f.Log.Format = DefaultLogFormat
+	f.Directory.RecipientDelimiter = DefaultRecipientDelimiter
+	ldapDefaults(&f.Directory.LDAP)
 	f.State.Dir = DefaultStateDir
 	f.State.RedisUnavailable = DefaultRedisUnavailable
 }

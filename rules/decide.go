@@ -235,7 +235,8 @@ func (rs *Ruleset) internalDomain(d string) bool {
 			return true
 		}
 	}
-	return false
+	return rs.ours(d) // alias domains and their subdomains
+
 }
 
 // unfold removes the CRLF (or bare LF) of folded header lines, keeping the

@@ -97,8 +97,8 @@ func CountKey(addr string) string {
 // transaction's Limiter: check and reserve in one atomic step.
 func (t *Tx) reserve(key string) (Reply, string, bool) {
 	r := Reservation{Rcpt: key, Limits: t.rs.Relay.Limits}
-	if t.fromOK && t.rs.users[t.from.Key] {
-		r.User = t.from.Key
+	if u, ok := t.rs.registered(t.from); t.fromOK && ok {
+		r.User = u // an alias or subaddress counts as its account
 	}
 	ex, err := t.lim.Reserve(r)
 	if err != nil {

@@ -45,7 +45,10 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				got = err.Error() + "\n"
 			} else {
-				got = rs.Summary() + "\n"
+				for _, w := range rs.Warnings() {
+					got += "warning: " + w.Error() + "\n"
+				}
+				got += rs.Summary() + "\n"
 			}
 			golden := strings.TrimSuffix(c, ".toml") + ".golden"
 			if *update {

@@ -36,7 +36,7 @@ func (rs *Ruleset) parseMatcher(s string) (Matcher, error) {
 		if err != nil {
 			return m, fmt.Errorf("%q is not an email address", val)
 		}
-		if _, ok := rs.groups[a.Key]; !ok {
+		if !rs.dir.IsGroup(a.Key) && !rs.syncedDirectory() {
 			return m, &kindError{ErrUnknownGroup, fmt.Sprintf("unknown group %q: add it to [directory.groups]", val)}
 		}
 		m.key = a.Key
@@ -61,9 +61,9 @@ func (m Matcher) String() string { return m.Kind + ":" + m.Value }
 func (rs *Ruleset) match(m *Matcher, a Address, ok bool, raw string) bool {
 	switch m.Kind {
 	case "address":
-		return ok && a.Key == m.key
+		return ok && rs.sameAccount(m.key, a)
 	case "group":
-		return ok && rs.member(m.key, a.Key)
+		return ok && rs.member(m.key, a)
 	case "pattern":
 		// Google's patterns are searched, not anchored, and are
 		// case-sensitive unless they say (?i); domains are lower-cased.

@@ -80,7 +80,7 @@ func (t *Tx) senderAllowed() (Reply, string, bool) {
 		if !ours {
 			return ReplyInvalidCredential, "sender is not in our domains", false
 		}
-		if !rs.users[a.Key] {
+		if _, ok := rs.registered(a); !ok {
 			return ReplySendingDenied, "sender is not a registered user", false
 		}
 	case DomainAddresses:
@@ -110,7 +110,7 @@ func (rs *Ruleset) orgDomain(name string) string {
 			return dom
 		}
 	}
-	return ""
+	return rs.domainAliases[d] // an alias domain stands for its primary
 }
 
 // postmasterDomain is the domain of the postmaster@ address that replaces

@@ -6,7 +6,8 @@ import (
 	"path/filepath"
 )
 
-// State is the [state] section: where the relay limit counters live.
+// State is the [state] section: where the relay limit counters live, and
+// the last good directory snapshot of an LDAP sync.
 type State struct {
 	// Dir holds the durable counters (DefaultStateDir); the daemon creates
 	// it when missing. With Redis it keeps only the local fallback.

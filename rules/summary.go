@@ -10,7 +10,7 @@ import (
 func (rs *Ruleset) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ok (config id %s). Organisation domains %s (and their subdomains). ", rs.Name, rs.ID, strings.Join(rs.Domains, ", "))
-	fmt.Fprintf(&b, "Directory: %s, %s. ", plural(len(rs.users), "registered user"), plural(len(rs.groups), "group"))
+	b.WriteString(rs.directorySummary())
 	if len(rs.RouteNames) == 0 {
 		b.WriteString("No routes. ")
 	} else {
@@ -59,6 +59,9 @@ func (r *Route) String() string {
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
+	}
+	if strings.HasSuffix(what, "s") {
+		return fmt.Sprintf("%d %ses", n, what)
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -108,7 +108,7 @@ func (t *Tx) Rcpt(in RcptIn) Verdict {
 	}
 	if r.parsed && !r.Relay && v.Action == Keep {
 		if rs.ours(r.Addr.ASCII) {
-			r.Account = rs.account(r.Addr)
+			r.Account, r.Canonical = rs.resolve(r.Addr)
 		} else if r.Reason == "" {
 			r.Reason = "recipient domain " + r.Addr.ASCII + " is not ours; split delivery does not apply"
 		}

@@ -33,10 +33,14 @@ type Ruleset struct {
 	Metrics Metrics
 	// State is the [state] section: where the relay counters live.
 	State State
+	// LDAP is [directory.ldap]; nil when the directory is not synced.
+	LDAP *LDAP
 
-	users  map[string]bool     // normalised address -> registered user
-	groups map[string][]string // normalised group address -> flattened normalised members
-	suffix string              // "." + Milter.RoutingSuffix, for suffix tests
+	dir           *Directory        // who exists on the primary system (directory.go)
+	domainAliases map[string]string // alias domain -> primary domain, A-labels
+	aliasDomains  []string          // the keys of domainAliases, sorted
+	warnings      Errors            // problems that do not stop loading (warnings.go)
+	suffix        string            // "." + Milter.RoutingSuffix, for suffix tests
 }
 
 // Milter is the [milter] section.
@@ -219,6 +223,10 @@ type Recipient struct {
 	Reply   Reply  // with Reject
 	Reason  string // why, for the log
 	Relay   bool   // outside our domains: judged by the relay policy
+	// Canonical is the directory account the address resolved to when
+	// that is not the address itself: through an alias, a subaddress
+	// (alice+news@) or an alias domain; "" otherwise.
+	Canonical string
 	// Choice is the host picked for this message on a multiple-host
 	// Route (host.go); zero otherwise.
 	Choice Choice

@@ -36,6 +36,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		printLoadError(stderr, err)
 		return 1
 	}
+	printWarnings(stderr, rs)
 	fmt.Fprintln(stdout, rs.Summary())
 	// What Sendmail cannot express: warnings on stderr, not errors
 	// (Postfix sites can ignore them; the milter enforces everything
@@ -81,4 +82,15 @@ func postfixWarnings(rs *rules.Ruleset, dir string, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// printWarnings prints what loaded but deserves a look (duplicates, group
+// cycles, alias collisions, rules that can never apply), one per line,
+// FILE:LINE:COL: path: warning: message.
+func printWarnings(w io.Writer, rs *rules.Ruleset) {
+	for _, e := range rs.Warnings() {
+		c := *e
+		c.Msg = "warning: " + c.Msg
+		fmt.Fprintln(w, c.Error())
+	}
 }

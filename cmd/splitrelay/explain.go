@@ -207,6 +207,8 @@ func (w *explainWriter) recipient(rs *rules.Ruleset, r rules.Recipient, dryRun b
 	}
 	if r.Account == rules.External {
 		w.field(in, "account", "external (not in organization.domains)")
+	} else if r.Canonical != "" {
+		w.field(in, "account", r.Account.String()+" "+r.Canonical+"  (reached through an alias, a subaddress or an alias domain)")
 	} else {
 		w.field(in, "account", r.Account.String())
 	}

@@ -25,17 +25,20 @@ type explainJSON struct {
 }
 
 type recipientJSON struct {
-	Rcpt    string      `json:"rcpt"`
-	Stored  string      `json:"stored_rcpt,omitempty"`
-	Account string      `json:"account"`
-	Action  string      `json:"action"` // accept | route | reject | tempfail
-	Reply   string      `json:"reply,omitempty"`
-	Relay   bool        `json:"relay"`
-	Rule    string      `json:"rule,omitempty"`
-	Reason  string      `json:"reason"`
-	Route   *viaJSON    `json:"route,omitempty"`
-	Copies  []viaJSON   `json:"copies"`
-	Trace   []traceJSON `json:"trace,omitempty"`
+	Rcpt    string `json:"rcpt"`
+	Stored  string `json:"stored_rcpt,omitempty"`
+	Account string `json:"account"`
+	// AccountAddress is the directory account an alias, a subaddress or
+	// an alias domain reached.
+	AccountAddress string      `json:"account_address,omitempty"`
+	Action         string      `json:"action"` // accept | route | reject | tempfail
+	Reply          string      `json:"reply,omitempty"`
+	Relay          bool        `json:"relay"`
+	Rule           string      `json:"rule,omitempty"`
+	Reason         string      `json:"reason"`
+	Route          *viaJSON    `json:"route,omitempty"`
+	Copies         []viaJSON   `json:"copies"`
+	Trace          []traceJSON `json:"trace,omitempty"`
 }
 
 type viaJSON struct {
@@ -72,7 +75,7 @@ func writeExplainJSON(w io.Writer, rs *rules.Ruleset, from, headerFrom string, d
 		return v
 	}
 	for _, r := range d.Recipients {
-		j := recipientJSON{Rcpt: r.Address, Account: r.Account.String(), Action: r.Action.String(),
+		j := recipientJSON{Rcpt: r.Address, Account: r.Account.String(), AccountAddress: r.Canonical, Action: r.Action.String(),
 			Relay: r.Relay, Rule: r.Rule, Reason: r.Reason, Copies: []viaJSON{}}
 		if r.Addr.Key != "" {
 			j.Stored = r.Addr.Stored()

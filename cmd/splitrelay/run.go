@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/splitrelay/splitrelay/milter"
+	"github.com/splitrelay/splitrelay/milter/ldapsync"
 	"github.com/splitrelay/splitrelay/milter/metrics"
 	"github.com/splitrelay/splitrelay/rules"
 )
@@ -69,6 +71,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	srv := milter.New(rs, log)
 	var ms *metricsServer
 	var m *metrics.Metrics
+	var dirObs ldapsync.Observer
 	if rs.Metrics.Listen != "" {
 		m = metrics.New(buildVersion())
 		m.Configure(rs)
@@ -78,6 +81,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		srv.SetObserver(m)
+		dirObs = m
 	}
 	store, lctl, err := startLimits(log, rs, srv, m)
 	if err != nil {
@@ -87,12 +91,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopLimits(log, store, lctl)
+	dirs := newDirectorySync(srv, log, dirObs)
+	dirs.setRules(rs) // a directory snapshot is restored before the first message
+	defer dirs.stop()
+	debug.FreeOSMemory() // what loading a large directory used and no longer needs
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	st := newStatus(rs, srv.Stats())
 	st.notify("READY=1")
 	log.Info("splitrelay started", milter.KeyVersion, versionString(), milter.KeyListen, rs.Milter.Listen,
 		milter.KeyConfig, path, milter.KeyConfigID, rs.ID, milter.KeyRoutes, len(rs.RouteNames), milter.KeyRules, len(rs.Rules), milter.KeyDryRun, rs.Milter.DryRun)
+	// Keep the socket's name, not the first rules (rs is not used below):
+	// a reload must be able to free them (a large directory is tens of MB).
+	listen := rs.Milter.Listen
 
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	defer stopMonitor()
@@ -109,7 +120,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// status line how it went.
 	doReload := func() reloadResult {
 		sdNotify(sdReloading())
-		next, errs := reload(log, level, srv, path)
+		next, errs := reload(log, level, srv, dirs, path)
+		// The previous rules (a directory of a million users is tens of
+		// MB) are garbage now, or once the transactions that began under
+		// them end: return the memory rather than keep the high-water
+		// mark of each reload.
+		debug.FreeOSMemory()
+		time.AfterFunc(2*time.Second, debug.FreeOSMemory)
 		ms.reload(next)
 		st.reloaded(next)
 		st.notify("READY=1")
@@ -140,7 +157,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				log.Warn("shutdown did not drain", milter.KeyErr, err)
 			}
-			if network := rs.Milter.Listen; len(network) > 5 && network[:5] == "unix:" {
+			if network := listen; len(network) > 5 && network[:5] == "unix:" {
 				os.Remove(network[5:])
 			}
 			log.Info("stopped")
@@ -152,7 +169,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // reload validates the file and swaps the rules atomically; on any problem
 // the running rules stay and every problem is logged. It returns the new
 // rules, or nil and the problems, one per line.
-func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path string) (*rules.Ruleset, []string) {
+func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, dirs *directorySync, path string) (*rules.Ruleset, []string) {
 	old := srv.Rules()
 	rs, err := loadConfig(path)
 	if err != nil {
@@ -181,7 +198,8 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 	if rs.Metrics.Listen != old.Metrics.Listen {
 		log.Warn("metrics.listen changed; restart splitrelay to apply it", milter.KeyMetricsListen, old.Metrics.Listen, milter.KeyNewMetricsListen, rs.Metrics.Listen)
 	}
-	srv.SetRules(rs)
+	dirs.setRules(rs)
+	dirs.syncNow()
 	log.Info("configuration reloaded", milter.KeyConfig, path, milter.KeyConfigID, rs.ID, milter.KeyOldConfigID, old.ID,
 		milter.KeyRoutes, len(rs.RouteNames), milter.KeyRules, len(rs.Rules), milter.KeyDryRun, rs.Milter.DryRun)
 	return rs, nil

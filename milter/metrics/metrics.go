@@ -39,6 +39,7 @@ type Metrics struct {
 	sessions   prometheus.Gauge
 	protoErrs  prometheus.Counter
 	lim        *limitMetrics // limits.go
+	dir        directory     // directory.go
 	now        func() time.Time
 }
 

@@ -187,3 +187,41 @@ func TestDashboard(t *testing.T) {
 		t.Error("no panel queries up{...}")
 	}
 }
+
+func TestDirectoryExposition(t *testing.T) {
+	m := New("1.2.3", "abc1234")
+	now := time.Unix(1700000000, 0)
+	m.now = func() time.Time { return now }
+	m.DirectorySync("restored", now.Add(-time.Hour), rules.DirectoryStats{Users: 3, Groups: 1, Aliases: 2})
+	m.DirectorySync("failure", time.Time{}, rules.DirectoryStats{})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`splitrelay_directory_syncs_total{result="failure"} 1`,
+		`splitrelay_directory_syncs_total{result="success"} 0`,
+		`splitrelay_directory_last_sync_successful 0`,
+		`splitrelay_directory_age_seconds 3600`,
+		`splitrelay_directory_entries{kind="users"} 3`,
+		`splitrelay_directory_entries{kind="aliases"} 2`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("missing %q in:\n%s", want, body)
+		}
+	}
+	m.DirectorySync("success", now, rules.DirectoryStats{Users: 4})
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ = io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`splitrelay_directory_syncs_total{result="success"} 1`,
+		`splitrelay_directory_last_sync_successful 1`,
+		`splitrelay_directory_last_sync_success_timestamp_seconds 1.7e+09`,
+		`splitrelay_directory_age_seconds 0`,
+		`splitrelay_directory_entries{kind="users"} 4`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("missing %q in:\n%s", want, body)
+		}
+	}
+}

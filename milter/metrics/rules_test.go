@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 const alertRules = "../../contrib/prometheus/splitrelay.rules.yml"
@@ -58,6 +61,7 @@ func exported(t *testing.T) map[string]bool {
 	t.Helper()
 	m := New("v", "c")
 	m.Configure(testRules(t))
+	m.DirectorySync("success", time.Now(), rules.DirectoryStats{}) // registers the [directory.ldap] series
 	families, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
