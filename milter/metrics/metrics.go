@@ -29,6 +29,7 @@ type Metrics struct {
 	recipients *prometheus.CounterVec
 	messages   *prometheus.CounterVec
 	rejects    *prometheus.CounterVec
+	badHelo    *prometheus.CounterVec
 	callback   *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
 	reloadTime prometheus.Gauge
@@ -36,7 +37,10 @@ type Metrics struct {
 	now        func() time.Time
 }
 
-var _ milter.Observer = (*Metrics)(nil)
+var (
+	_ milter.Observer     = (*Metrics)(nil)
+	_ milter.HeloObserver = (*Metrics)(nil)
+)
 
 // New registers the collectors, Go runtime and process metrics, and
 // splitrelay_build_info{version,commit,goversion}. The configuration
@@ -54,6 +58,10 @@ func New(version, commit string) *Metrics {
 	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_rejects_total",
 		Help: "Refusals sent to the client, by reason.",
+	}, []string{"reason"})
+	m.badHelo = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "splitrelay_relay_bad_helo_total",
+		Help: "SMTP sessions that relayed (or tried to) with a HELO/EHLO name the relay service advises against, by reason (localhost, gateway_name); counted only with [relay] log_bad_helo = true.",
 	}, []string{"reason"})
 	m.callback = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "splitrelay_callback_duration_seconds",
@@ -78,7 +86,7 @@ func New(version, commit string) *Metrics {
 	}, []string{"version", "commit", "goversion"})
 	build.WithLabelValues(version, commit, runtime.Version()).Set(1)
 
-	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.callback, m.reloads, m.reloadTime, m.reloadOK, build,
+	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.badHelo, m.callback, m.reloads, m.reloadTime, m.reloadOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist from the start, so that rate() and alerts see
 	// a zero before the first event.
@@ -132,3 +140,6 @@ func (m *Metrics) Rejected(reason string) { m.rejects.WithLabelValues(reason).In
 func (m *Metrics) Callback(stage string, d time.Duration) {
 	m.callback.WithLabelValues(stage).Observe(d.Seconds())
 }
+
+// BadHelo implements milter.HeloObserver.
+func (m *Metrics) BadHelo(reason string) { m.badHelo.WithLabelValues(reason).Inc() }
