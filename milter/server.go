@@ -80,8 +80,8 @@ func New(rs *rules.Ruleset, log *slog.Logger) *Server {
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
 		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(5*time.Minute),
-		gomilter.WithWriteTimeout(30*time.Second),
+		gomilter.WithReadTimeout(ReadTimeout), // timeouts.go
+		gomilter.WithWriteTimeout(WriteTimeout),
 	)
 	return s
 }
