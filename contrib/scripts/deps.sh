@@ -14,6 +14,9 @@ missing=()
 for b in postfix postconf postqueue smtp-sink smtp-source swaks dovecot; do
 	command -v "$b" >/dev/null || missing+=("$b")
 done
+# Postfix's SMTP client authenticates through Cyrus SASL's PLAIN/LOGIN
+# modules (the relay-client tests: a Postfix client with smtp_sasl_*).
+compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || missing+=(libsasl2-modules)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,4 +29,4 @@ export DEBIAN_FRONTEND=noninteractive
 # Install Postfix without a configuration: no prompt, no system mail set-up.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -q
-apt-get install -y -q postfix swaks dovecot-core
+apt-get install -y -q postfix swaks dovecot-core libsasl2-modules
