@@ -275,11 +275,16 @@ recipients_per_message = 2
 	c.set(t, clientOpts{bind: "127.0.0.5", helo: "localhost"})
 	id7 := c.inject(t, postfixtest.Mail{From: "", To: []string{"f@elsewhere.test"}})
 	c.refused(t, id7, "f@elsewhere.test", "bounced", "550 5.7.1 Invalid credentials for relay")
+	// HELO with the gateway's own name: relayed (the address is
+	// allowed), logged as a bad HELO.
+	c.set(t, clientOpts{bind: "127.0.0.5", helo: "mx.test.example"})
+	id8 := c.inject(t, postfixtest.Mail{From: "scanner@example.com", To: []string{"g@elsewhere.test"}})
+	c.status(t, id8, "g@elsewhere.test", "sent")
 	c.settle(t)
 
 	got := s.landed(map[string][]string{
 		"internet": {"x0@elsewhere.test", "x1@elsewhere.test", "a@elsewhere.test", "b@elsewhere.test", "c@elsewhere.test",
-			"someone@elsewhere.test", "d@elsewhere.test"},
+			"someone@elsewhere.test", "d@elsewhere.test", "g@elsewhere.test"},
 		"gmail": {"alice@example.com", "scanner@example.com"},
 	})
 	if _, ok := dsnOf(got["internet"], "someone@elsewhere.test", "550 5.7.1 Invalid credentials for relay"); !ok {
@@ -288,7 +293,8 @@ recipients_per_message = 2
 	if _, ok := dsnOf(got["gmail"], "scanner@example.com", "550 5.7.0 Mail relay denied"); !ok {
 		t.Errorf("no DSN quoting 550 5.7.0 Mail relay denied reached scanner@example.com")
 	}
-	s.d.waitLog(t, 5*time.Second, `msg="relay client HELO is not a real name"`, "client_addr=127.0.0.5", "helo=localhost")
+	s.d.waitLog(t, 5*time.Second, `msg="relay client HELO is not a real name"`, "client_addr=127.0.0.5", "helo=localhost", "reason=localhost")
+	s.d.waitLog(t, 5*time.Second, `msg="relay client HELO is not a real name"`, "client_addr=127.0.0.5", "helo=mx.test.example", "reason=gateway_name")
 }
 
 // TestE2EClientPostfixSASL: a Postfix client with SMTP AUTH over STARTTLS
