@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/splitrelay/splitrelay/milter/sendmail"
 )
 
 // cmdCheck is `splitrelay check -c FILE`: exit 0 and the ruleset's
@@ -19,5 +21,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, rs.Summary())
+	// What Sendmail cannot express: warnings, not errors (Postfix sites
+	// can ignore them; the milter enforces everything either way).
+	if c, err := sendmail.Generate(rs); err == nil {
+		for _, u := range c.Unsupported {
+			fmt.Fprintf(stdout, "warning: with Sendmail: %s\n", u)
+		}
+	}
 	return 0
 }

@@ -30,7 +30,7 @@ type command struct {
 var commands map[string]command
 
 // commandOrder is the order of the overview.
-var commandOrder = []string{"run", "check", "explain", "postfix", "test-route", "version", "help"}
+var commandOrder = []string{"run", "check", "explain", "postfix", "sendmail", "test-route", "version", "help"}
 
 func init() {
 	commands = map[string]command{
@@ -41,6 +41,7 @@ func init() {
 		"version": {cmdVersion, "version                     print the version, commit and Go version"},
 		"help":    {cmdHelp, "help [COMMAND]              show this overview or a command's flags"},
 	}
+	commands["sendmail"] = command{cmdSendmail, "sendmail -c FILE [--format text|mc]\n                              print the Sendmail side of a configuration (sendmail.mc additions)"}
 	commands["test-route"] = command{cmdTestRoute, "test-route -c FILE ROUTE [--resolver ADDR]\n                              test a route's DNS and TLS like Google's \"Test TLS connection\""}
 }
 

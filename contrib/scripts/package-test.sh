@@ -56,6 +56,19 @@ say "lintian $deb"
 lintian --fail-on error --tag-display-limit 0 --show-overrides "$deb" 2>&1 | grep -v '^running with root privileges' || true
 lintian --fail-on error "$deb" >/dev/null 2>&1 || die "lintian reports errors"
 
+say "MTA-neutral: depends on postfix | sendmail-bin; scripts never touch an MTA's configuration"
+dpkg-deb -f "$deb" Depends | grep -q 'postfix | sendmail-bin' || die "Depends is '$(dpkg-deb -f "$deb" Depends)', want postfix | sendmail-bin"
+ctrl=$(mktemp -d)
+dpkg-deb -e "$deb" "$ctrl"
+# Code only: the comments say what the scripts do not do.
+if sed 's/^[[:space:]]*#.*//' "$ctrl"/postinst "$ctrl"/prerm "$ctrl"/postrm |
+	grep -nE '/etc/(postfix|mail)|postconf|postfix (reload|restart)|sendmailconfig|/etc/init.d/(postfix|sendmail)|(systemctl|invoke-rc.d|deb-systemd-invoke) [a-z-]+ (postfix|sendmail)'; then
+	rm -rf "$ctrl"
+	die "a maintainer script touches the MTA (above)"
+fi
+rm -rf "$ctrl"
+echo ok
+
 say "dpkg -i $deb"
 if ! dpkg -i "$deb"; then
 	apt-get install -f -y -q
@@ -72,6 +85,7 @@ got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay)
 echo "/var/spool/postfix/splitrelay $got"
 id splitrelay
 [ "$(id -gn splitrelay)" = postfix ] || die "splitrelay's group is $(id -gn splitrelay), want postfix"
+[ -d /run/splitrelay ] || die "no /run/splitrelay (the socket directory for Sendmail hosts, tmpfiles)"
 # The daemon as the unit runs it creates a socket Postfix can reach.
 # (setpriv: User=splitrelay Group=postfix without systemd.)
 if command -v setpriv >/dev/null; then
@@ -119,6 +133,7 @@ grep -qx /usr/sbin/splitrelay <<<"$files" || die "rpm: no binary"
 say "purge"
 dpkg --purge splitrelay
 [ ! -e /var/spool/postfix/splitrelay ] || die "purge left /var/spool/postfix/splitrelay"
+[ ! -e /run/splitrelay ] || die "purge left /run/splitrelay"
 [ ! -e /etc/splitrelay/splitrelay.toml ] || die "purge left the config"
 [ ! -e /etc/systemd/system/multi-user.target.wants/splitrelay.service ] || die "purge left the unit enabled"
 say "ok"
