@@ -106,6 +106,8 @@ func TestE2EClientDialogues(t *testing.T) {
 			if gw == "network" {
 				// GroupWise's pause did not cost it its milter session.
 				s.d.waitLog(t, 5*time.Second, `msg="relay recipient accepted"`, "client_addr=127.0.0.24", "rcpt=gw-a@elsewhere.test")
+				// Domino saying HELO localhost: logged once, as log_bad_helo asks.
+				s.d.waitLog(t, 5*time.Second, `msg="relay client HELO is not a real name"`, "client_addr=127.0.0.23", "helo=localhost", "reason=localhost")
 				checkGatewayTimeouts(t, s.pf)
 			}
 		})
