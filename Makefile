@@ -16,6 +16,8 @@
 #   make package dist/*.deb and dist/*.rpm (amd64, arm64) with nfpm (go tool)
 #   make package-test  build, lintian, install, check and purge the .deb; inspect
 #                the .rpm (as root on Debian; part of make test)
+#   make systemd-test  the .deb under a real systemd in a systemd-nspawn container:
+#                notify, STATUS=, reload refused, watchdog (as root; by hand, not in make test)
 
 export PATH := /usr/local/go/bin:$(PATH)
 
@@ -28,7 +30,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build deps test check fuzz bench soak demo package package-test clean
+.PHONY: all build deps test check fuzz bench soak demo package package-test systemd-test clean
 
 all: check build
 
@@ -69,6 +71,9 @@ package:
 
 package-test:
 	contrib/scripts/package-test.sh
+
+systemd-test:
+	contrib/scripts/systemd-test.sh
 
 clean:
 	rm -rf bin dist

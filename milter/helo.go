@@ -8,9 +8,6 @@ import (
 	"github.com/splitrelay/splitrelay/rules"
 )
 
-// KeyHelo is the client's HELO/EHLO name.
-const KeyHelo = "helo"
-
 // HeloObserver is an Observer that also counts relay clients with a HELO
 // name the seed advises against ([relay] log_bad_helo). It is a separate
 // interface so that Observers that do not care need not change.
@@ -48,3 +45,15 @@ func (ss *session) reportHelo(relay bool) {
 		o.BadHelo(ss.helo.label)
 	}
 }
+
+// BadHelo passes a bad HELO on to those of the two Observers that count
+// them (observer.go's tee).
+func (t tee) BadHelo(label string) {
+	for _, o := range t {
+		if h, ok := o.(HeloObserver); ok {
+			h.BadHelo(label)
+		}
+	}
+}
+
+var _ HeloObserver = tee{}

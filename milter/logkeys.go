@@ -32,4 +32,20 @@ const (
 	KeySize        = "size_bytes"    // message size
 	KeyStage       = "stage"         // milter stage of an internal error: rcpt | end of message
 	KeyConfigID    = "config_id"     // short hash of the rules in force
+	KeyHelo        = "helo"          // the client's HELO/EHLO name
+
+	// The daemon's own lines (cmd/splitrelay): start, reload, shutdown.
+	KeyVersion          = "version"
+	KeyListen           = "listen"
+	KeyNewListen        = "new_listen"
+	KeyMetricsListen    = "metrics_listen"
+	KeyNewMetricsListen = "new_metrics_listen"
+	KeyConfig           = "config" // the configuration file
+	KeyOldConfigID      = "old_config_id"
+	KeyRoutes           = "routes"
+	KeyRules            = "rules"
+	KeySignal           = "signal"
+	KeyWatchdog         = "watchdog_seconds"
+	KeyDrainTimeout     = "drain_timeout_seconds"
+	KeyUID              = "uid"
 )

@@ -18,6 +18,12 @@ type Observer interface {
 	Rejected(reason string)
 	// Callback is how long a milter callback took (stage: rcpt, eom).
 	Callback(stage string, d time.Duration)
+	// Session is an MTA session (milter connection) that starts (delta
+	// 1) or ends (-1); the watchdog's probe is not counted.
+	Session(delta int)
+	// ProtocolError is a milter protocol problem go-milter reported (a
+	// broken or timed-out connection, a failed negotiation).
+	ProtocolError()
 }
 
 type nopObserver struct{}
@@ -26,11 +32,30 @@ func (nopObserver) Recipient(string, string, string) {}
 func (nopObserver) Message(string)                   {}
 func (nopObserver) Rejected(string)                  {}
 func (nopObserver) Callback(string, time.Duration)   {}
+func (nopObserver) Session(int)                      {}
+func (nopObserver) ProtocolError()                   {}
 
-// SetObserver sets the Observer; call it before Serve.
+// SetObserver sets the Observer; call it before Serve. The server's own
+// Stats are kept whatever the Observer.
 func (s *Server) SetObserver(o Observer) {
 	if o == nil {
 		o = nopObserver{}
 	}
-	s.obs = o
+	s.obs = tee{s.stats, o}
 }
+
+// tee tells two Observers.
+type tee [2]Observer
+
+func (t tee) Recipient(action, route, rule string) {
+	t[0].Recipient(action, route, rule)
+	t[1].Recipient(action, route, rule)
+}
+func (t tee) Message(outcome string) { t[0].Message(outcome); t[1].Message(outcome) }
+func (t tee) Rejected(reason string) { t[0].Rejected(reason); t[1].Rejected(reason) }
+func (t tee) Callback(stage string, d time.Duration) {
+	t[0].Callback(stage, d)
+	t[1].Callback(stage, d)
+}
+func (t tee) Session(delta int) { t[0].Session(delta); t[1].Session(delta) }
+func (t tee) ProtocolError()    { t[0].ProtocolError(); t[1].ProtocolError() }

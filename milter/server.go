@@ -57,12 +57,15 @@ type Server struct {
 	connSeq atomic.Uint64
 	now     func() time.Time
 	obs     Observer
+	stats   *Stats
 	usage   *usage
 }
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
-	s := &Server{log: log, now: time.Now, obs: nopObserver{}}
+	s := &Server{log: log, now: time.Now, stats: &Stats{}}
+	s.obs = tee{s.stats, nopObserver{}}
+	reportWarnings(s)
 	s.usage = newUsage(func() time.Time { return s.now() })
 	s.rules.Store(rs)
 	s.srv = gomilter.NewServer(

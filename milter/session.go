@@ -29,6 +29,8 @@ type session struct {
 	tx         *rules.Tx
 	size       int64
 	headerFrom []string
+
+	probe, counted bool // see hooks.go
 }
 
 // mta is the MTA at the other end, from the v macro at connect: the two
@@ -72,6 +74,7 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 		ss.mta = mtaSendmail
 	}
 	ss.log.conn = append(ss.log.conn, slog.String(KeyClientAddr, addr), slog.String(KeyClientName, host))
+	ss.connected(host, family)
 	ss.log.Debug("client connected")
 	return gomilter.RespContinue, nil
 }
@@ -100,6 +103,7 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 	}
 	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), u)
 	ss.log.set(KeyMailFrom, from)
+	ss.log.set(KeyConfigID, ss.rules.ID) // ties every decision line to the rules that made it
 	if ss.client.Auth != "" {
 		ss.log.set(KeyAuth, ss.client.Auth)
 	}
@@ -347,6 +351,9 @@ func (ss *session) recover(stage string, resp **gomilter.Response, err *error) {
 
 // observe reports a callback's duration.
 func (ss *session) observe(stage string, start time.Time) {
+	if ss.probe {
+		return
+	}
 	ss.s.obs.Callback(stage, ss.s.now().Sub(start))
 }
 
@@ -355,7 +362,7 @@ func (ss *session) Abort(gomilter.Modifier) error {
 	return nil
 }
 
-func (ss *session) Cleanup(gomilter.Modifier) {}
+func (ss *session) Cleanup(gomilter.Modifier) { ss.closed() }
 
 // outcome labels an end-of-message response for the Observer.
 func outcome(r *gomilter.Response) string {

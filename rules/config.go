@@ -145,45 +145,108 @@ func Load(name string, data []byte, files Files) (*Ruleset, error) {
 	var f file
 	defaults(&f)
 	md, err := toml.Decode(string(data), &f)
-	if err != nil {
-		return nil, Errors{syntaxError(name, err)}
+	var probs []typeProblem
+	if err != nil && !errors.As(err, new(toml.ParseError)) {
+		// a value of the wrong type: find them all (typecheck.go)
+		f = file{}
+		defaults(&f)
+		md, probs, err = decodeChecked(string(data), &f)
 	}
+	if err != nil {
+		return nil, Errors{syntaxError(name, data, err)}
+	}
+	idf := newIDFiles(data, files)
 	l := &loader{name: name, md: md, ix: indexPositions(string(data)), files: files}
+	if files != nil {
+		l.files = idf
+	}
+	for _, p := range probs {
+		l.errorf(ErrType, p.path, "%s", p.msg)
+	}
 	l.unknownKeys()
 	rs := l.build(&f)
+	l.dropDerived(probs)
 	if len(l.errs) > 0 {
 		l.sort()
 		return nil, l.errs
 	}
+	rs.ID = idf.id()
 	return rs, nil
 }
 
-// syntaxError turns a decoder error into an Error with its position.
-func syntaxError(name string, err error) *Error {
+// syntaxError turns a decoder error into an Error with its position, in
+// plainer words than the parser's.
+func syntaxError(name string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg := pe.Message
+		line, col := pe.Position.Line, pe.Position.Col
+		if s := pe.Position.Start; s >= 0 && s < len(data) {
+			line, col = lineCol(data, s)
+		}
 		path := pe.LastKey
-		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Path: path, Msg: msg}
+		if strings.Contains(pe.Message, "table name") {
+			path = "" // the last key read is not the table being named
+		}
+		msg := plainSyntax(pe.Message)
+		if rest, ok := strings.CutPrefix(msg, "defined twice: "); ok {
+			msg = rest
+			if path != "" {
+				msg = "already defined above (a table or key may appear only once)"
+			}
+		}
+		return &Error{File: name, Line: line, Col: col, Path: path, Msg: msg}
 	}
 	return &Error{File: name, Msg: err.Error()}
 }
 
 // unknownKeys reports every key the schema does not know, at each place it
-// occurs: a typo must never silently disable a rule.
+// occurs, with the closest known key: a typo must never silently disable a
+// rule. A misspelt table is one problem, not one per key in it.
 func (l *loader) unknownKeys() {
-	for _, k := range l.md.Undecoded() {
+	undecoded := l.md.Undecoded()
+	inUnknownTable := func(k toml.Key) bool {
+		for _, o := range undecoded {
+			if len(o) < len(k) && sameKey(o, k[:len(o)]) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range undecoded {
+		if inUnknownTable(k) {
+			continue
+		}
+		msg, s := "unknown key", keySuggestion(k)
+		if isTable(undecoded, k) {
+			msg = "unknown table"
+			if s != "" {
+				s = "[" + strings.Join(append(slices.Clone(k[:len(k)-1]), s), ".") + "]"
+			}
+		}
+		if s != "" {
+			msg += "; did you mean " + s + "?"
+		}
 		found := false
 		for _, e := range l.ix.entries {
 			if !e.elem && sameKey(e.keys, k) {
-				l.errs = append(l.errs, &Error{File: l.name, Line: e.key.line, Col: e.key.col, Path: e.path, Msg: "unknown key", Kind: ErrUnknownKey})
+				l.errs = append(l.errs, &Error{File: l.name, Line: e.key.line, Col: e.key.col, Path: e.path, Msg: msg, Kind: ErrUnknownKey})
 				found = true
 			}
 		}
 		if !found {
-			l.errorf(ErrUnknownKey, k.String(), "unknown key")
+			l.errorf(ErrUnknownKey, k.String(), "%s", msg)
 		}
 	}
+}
+
+// isTable reports whether k has keys of its own among keys.
+func isTable(keys []toml.Key, k toml.Key) bool {
+	for _, o := range keys {
+		if len(o) > len(k) && sameKey(k, o[:len(k)]) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameKey(a []string, b toml.Key) bool {

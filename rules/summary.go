@@ -9,7 +9,7 @@ import (
 // an administrator should recognise as their intent.
 func (rs *Ruleset) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: ok. Organisation domains %s (and their subdomains). ", rs.Name, strings.Join(rs.Domains, ", "))
+	fmt.Fprintf(&b, "%s: ok (config id %s). Organisation domains %s (and their subdomains). ", rs.Name, rs.ID, strings.Join(rs.Domains, ", "))
 	fmt.Fprintf(&b, "Directory: %s, %s. ", plural(len(rs.users), "registered user"), plural(len(rs.groups), "group"))
 	if len(rs.RouteNames) == 0 {
 		b.WriteString("No routes. ")

@@ -10,6 +10,10 @@ import (
 type Ruleset struct {
 	// Name is the file name the rules were loaded from (for messages).
 	Name string
+	// ID is the configuration id: the first IDLen hex digits of a SHA-256
+	// over the file and every file it reads (users_files), so that a
+	// logged decision can be tied to the rules in force.
+	ID string
 	// Milter holds the [milter] section.
 	Milter Milter
 	// Log holds the [log] section.

@@ -11,7 +11,7 @@ import (
 // summary, or exit 1 and every problem, FILE:LINE:COL: path: message, on
 // stderr.
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("check", "-c FILE", "", stderr)
+	fs, config := newFlags("check", "-c FILE", "", stdout, stderr)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -21,11 +21,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, rs.Summary())
-	// What Sendmail cannot express: warnings, not errors (Postfix sites
-	// can ignore them; the milter enforces everything either way).
+	// What Sendmail cannot express: warnings on stderr, not errors
+	// (Postfix sites can ignore them; the milter enforces everything
+	// either way). stdout stays the one-paragraph summary.
 	if c, err := sendmail.Generate(rs); err == nil {
 		for _, u := range c.Unsupported {
-			fmt.Fprintf(stdout, "warning: with Sendmail: %s\n", u)
+			fmt.Fprintf(stderr, "warning: with Sendmail: %s\n", u)
 		}
 	}
 	return 0

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,55 +36,9 @@ func (f dirFiles) ReadFile(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// newFlags returns a flag set for a subcommand with -c/--config, whose
-// usage text is the synopsis and the flag descriptions given.
-func newFlags(name, synopsis, flags string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: splitrelay %s %s\n\n", name, synopsis)
-		fmt.Fprintf(fs.Output(), "  -c, --config FILE     configuration file (default %s)\n%s", defaultConfig, flags)
-	}
-	config := new(string)
-	fs.StringVar(config, "c", defaultConfig, "")
-	fs.StringVar(config, "config", defaultConfig, "")
-	return fs, config
-}
-
-// parseFlags parses args; exit is the code to return when ok is false: 0
-// after -h, 2 after a usage error (the flag package has printed it).
-// Positional arguments are usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) (exit int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
-		return 2, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "splitrelay %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return 2, false
-	}
-	return 0, true
-}
-
-// usageError prints a usage problem found after parsing and returns 2.
-func usageError(fs *flag.FlagSet, format string, args ...any) int {
-	fmt.Fprintf(fs.Output(), "splitrelay %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
-	return 2
-}
-
 // printLoadError prints why a configuration did not load: every problem,
-// one per line, FILE:LINE:COL: path: message.
+// one per line, FILE:LINE:COL: path: message (at priority err when w is
+// the journal: ExecStartPre= runs check).
 func printLoadError(w io.Writer, err error) {
-	var es rules.Errors
-	if errors.As(err, &es) {
-		for _, e := range es {
-			fmt.Fprintln(w, e.Error())
-		}
-		return
-	}
-	fmt.Fprintf(w, "splitrelay: %v\n", err)
+	printProblems(w, errPrefix(w), err)
 }

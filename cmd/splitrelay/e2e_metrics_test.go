@@ -30,6 +30,17 @@ func TestE2EMetrics(t *testing.T) {
 	if n := before.count("splitrelay_build_info{"); n != 1 {
 		t.Errorf("%d splitrelay_build_info series, want 1", n)
 	}
+	// every series from the start, at zero
+	rs, err := loadConfig(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, before, `splitrelay_config_info{id="`+rs.ID+`"}`, 1)
+	want(t, before, `splitrelay_milter_sessions`, 0)
+	want(t, before, `splitrelay_milter_protocol_errors_total`, 0)
+	want(t, before, `splitrelay_recipients_total{action="route",route="legacy",rule="Unknown addresses stay on the legacy server"}`, 0)
+	want(t, before, `splitrelay_rejects_total{reason="relay_denied"}`, 0)
+	want(t, before, `splitrelay_config_reloads_total{result="failure"}`, 0)
 
 	s.send(postfixtest.Mail{From: "x@elsewhere.test", To: []string{"alice@example.com", "carol@example.com", "sales@example.com"}})
 	// A recipient in the routing namespace, with Postfix's own access
@@ -58,7 +69,13 @@ func TestE2EMetrics(t *testing.T) {
 	s.d.cmd.Process.Signal(syscall.SIGHUP)
 	s.d.waitLog(t, 10*time.Second, `msg="configuration reloaded"`)
 
+	// The log line comes before the metrics are updated: scrape until
+	// the successful reload shows (bounded).
 	m := scrape(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); m[`splitrelay_config_reloads_total{result="success"}`] < 1 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		m = scrape(t, addr)
+	}
 	want(t, m, `splitrelay_recipients_total{action="route",route="legacy",rule="Unknown addresses stay on the legacy server"}`, 1)
 	want(t, m, `splitrelay_recipients_total{action="copy",route="archive",rule="Sales mail is archived"}`, 1)
 	want(t, m, `splitrelay_recipients_total{action="reject",route="",rule=""}`, 1)
@@ -75,6 +92,11 @@ func TestE2EMetrics(t *testing.T) {
 	want(t, m, `splitrelay_config_reloads_total{result="failure"}`, 1)
 	want(t, m, `splitrelay_config_reloads_total{result="success"}`, 1)
 	want(t, m, `splitrelay_config_last_reload_successful`, 1)
+	want(t, m, `splitrelay_config_info{id="`+rs.ID+`"}`, 1)
+	want(t, m, `splitrelay_milter_protocol_errors_total`, 0)
+	if n := m.count("splitrelay_config_info{"); n != 1 {
+		t.Errorf("%d splitrelay_config_info series, want 1", n)
+	}
 	if m[`splitrelay_config_last_reload_success_timestamp_seconds`] <= before[`splitrelay_config_last_reload_success_timestamp_seconds`] {
 		t.Errorf("last reload timestamp did not move")
 	}

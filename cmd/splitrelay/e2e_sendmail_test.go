@@ -131,15 +131,28 @@ func (s *smSite) landed(want map[string][]string) map[string][]postfixtest.Messa
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		slices.Sort(rcpts)
 		w := slices.Clone(want[name])
-		slices.Sort(w)
-		if !slices.Equal(rcpts, w) {
+		if !slices.Equal(foldDomains(rcpts), foldDomains(w)) {
 			s.t.Errorf("sink %s got recipients %q, want %q\nsendmail log:\n%s", name, rcpts, w, s.sm.Log())
 		}
 		got[name] = msgs
 	}
 	return got
+}
+
+// foldDomains sorts addresses with their domains lower-cased: whether the
+// routed address keeps the client's domain case is the milter's business
+// (the Postfix suite asserts it); this suite asserts where mail lands.
+func foldDomains(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		if at := strings.LastIndexByte(a, '@'); at >= 0 {
+			a = a[:at] + strings.ToLower(a[at:])
+		}
+		out[i] = a
+	}
+	slices.Sort(out)
+	return out
 }
 
 // smReply is the reply to RCPT TO:<rcpt>; Sendmail puts "<rcpt>... "
@@ -181,7 +194,7 @@ func TestSendmailSplitDelivery(t *testing.T) {
 	})
 	got := s.landed(map[string][]string{
 		"gmail":   {"alice@example.com", "sales@example.com", "dave@example.org"},
-		"legacy":  {"carol@example.com", "Zed@example.org"},
+		"legacy":  {"carol@example.com", "Zed@Example.ORG"},
 		"archive": {"sales@example.com"},
 	})
 	for _, m := range got["legacy"] {

@@ -35,7 +35,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 // cmdExplain is `splitrelay explain -c FILE --from ADDR --to ADDR...`: what
 // the milter would do with each recipient of an envelope, without an MTA.
 func cmdExplain(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("explain", "-c FILE --from ADDR --to ADDR [--to ADDR...] [--header-from ADDR] [--client IP] [--helo NAME] [--auth USER] [--tls] [--trace] [--format text|json]", explainFlags, stderr)
+	fs, config := newFlags("explain", "-c FILE --from ADDR --to ADDR [--to ADDR...] [--header-from ADDR] [--client IP] [--helo NAME] [--auth USER] [--tls] [--trace] [--format text|json]", explainFlags, stdout, stderr)
 	var to listFlag
 	from := fs.String("from", "", "")
 	headerFrom := fs.String("header-from", "", "")
@@ -99,7 +99,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	w := &explainWriter{w: stdout}
-	w.field("", "config", rs.Name)
+	w.field("", "config", rs.Name+" (config id "+rs.ID+")")
 	w.field("", "envelope", "MAIL FROM:<"+*from+">")
 	if *headerFrom == "" {
 		w.field("", "header from", "(none)")

@@ -12,6 +12,7 @@ import (
 // scripts. Field names are part of the public interface: add, never rename.
 type explainJSON struct {
 	Config     string          `json:"config"`
+	ConfigID   string          `json:"config_id"`
 	MailFrom   string          `json:"mail_from"`
 	HeaderFrom string          `json:"header_from"`
 	Kind       string          `json:"kind"`
@@ -53,7 +54,7 @@ type traceJSON struct {
 
 func writeExplainJSON(w io.Writer, rs *rules.Ruleset, from, headerFrom string, d rules.Decision) int {
 	out := explainJSON{
-		Config: rs.Name, MailFrom: from, HeaderFrom: headerFrom,
+		Config: rs.Name, ConfigID: rs.ID, MailFrom: from, HeaderFrom: headerFrom,
 		Kind: d.Kind.String(), KindReason: d.KindReason, DryRun: rs.Milter.DryRun, Relay: d.Relay,
 		Recipients: make([]recipientJSON, 0, len(d.Recipients)),
 	}

@@ -10,9 +10,16 @@ import (
 )
 
 // newLogger builds the daemon's logger: tint (colour) on a terminal,
-// key=value without colour codes otherwise (journald), or JSON. The level
-// is a LevelVar so a reload can change it.
+// key=value without colour codes otherwise, or JSON. On journald (see
+// journal.go) text and JSON lines carry their syslog priority and no
+// time. The level is a LevelVar so a reload can change it.
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	if format != "tint" && isJournal(w) {
+		if format == "auto" {
+			format = "text"
+		}
+		return slog.New(newJournalHandler(w, format, level))
+	}
 	if format == "auto" {
 		format = "text"
 		if isTerminal(w) {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // version and commit are set at build time:
@@ -30,18 +32,18 @@ type command struct {
 var commands map[string]command
 
 // commandOrder is the order of the overview.
-var commandOrder = []string{"run", "check", "explain", "postfix", "sendmail", "test-route", "version", "help"}
+var commandOrder = []string{"run", "reload", "check", "explain", "postfix", "test-route", "version", "help"}
 
 func init() {
 	commands = map[string]command{
 		"run":     {cmdRun, "run -c FILE                 run the milter daemon (foreground; SIGHUP reloads, SIGTERM stops)"},
+		"reload":  {cmdReload, "reload -c FILE [--pid PID]  have the running daemon reload FILE and report its answer"},
 		"check":   {cmdCheck, "check -c FILE               validate a configuration"},
 		"explain": {cmdExplain, "explain -c FILE --from ADDR --to ADDR...\n                              show what the rules do with an envelope, without an MTA"},
 		"postfix": {cmdPostfix, "postfix -c FILE [--format text|postconf] [--map-dir DIR]\n                              print the Postfix side of a configuration"},
 		"version": {cmdVersion, "version                     print the version, commit and Go version"},
 		"help":    {cmdHelp, "help [COMMAND]              show this overview or a command's flags"},
 	}
-	commands["sendmail"] = command{cmdSendmail, "sendmail -c FILE [--format text|mc]\n                              print the Sendmail side of a configuration (sendmail.mc additions)"}
 	commands["test-route"] = command{cmdTestRoute, "test-route -c FILE ROUTE [--resolver ADDR]\n                              test a route's DNS and TLS like Google's \"Test TLS connection\""}
 }
 
@@ -65,11 +67,19 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "splitrelay: unknown command %q\n\n", name)
+		fmt.Fprintf(stderr, "splitrelay: unknown command %q%s\n\n", name, didYouMean(name))
 		usage(stderr)
 		return 2
 	}
 	return cmd.run(args[1:], stdout, stderr)
+}
+
+// didYouMean is "; did you mean CMD?" for the command closest to name, or "".
+func didYouMean(name string) string {
+	if s := rules.Suggest(name, commandOrder); s != "" {
+		return "; did you mean " + s + "?"
+	}
+	return ""
 }
 
 func usage(w io.Writer) {
@@ -82,34 +92,36 @@ func usage(w io.Writer) {
 
 // cmdHelp is `splitrelay help [COMMAND]`.
 func cmdHelp(args []string, stdout, stderr io.Writer) int {
+	fs := newCommandFlags("help", "[COMMAND]", "", stdout, stderr)
+	names, code, ok := fs.parseArgs(args)
 	switch {
-	case len(args) == 0:
+	case !ok:
+		return code
+	case len(names) == 0:
 		usage(stdout)
 		return 0
-	case len(args) > 1:
-		fmt.Fprintln(stderr, "usage: splitrelay help [COMMAND]")
+	case len(names) > 1:
+		return usageError(fs, "name one command")
+	}
+	cmd, ok := commands[names[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "splitrelay help: unknown command %q%s\n\n", names[0], didYouMean(names[0]))
+		usage(stderr)
 		return 2
 	}
-	cmd, ok := commands[args[0]]
-	if !ok || args[0] == "help" {
-		if ok {
-			usage(stdout)
-			return 0
-		}
-		fmt.Fprintf(stderr, "splitrelay help: unknown command %q\n", args[0])
-		return 2
+	if names[0] == "help" {
+		fs.usage(stdout)
+		return 0
 	}
-	// A command's own -h prints its flags; send them to stdout. Asking
-	// for help succeeded, whatever the command returns for -h.
-	cmd.run([]string{"-h"}, stdout, stdout)
-	return 0
+	// A command's -h prints its help on stdout and exits 0.
+	return cmd.run([]string{"-h"}, stdout, stderr)
 }
 
 // cmdVersion is `splitrelay version`.
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "usage: splitrelay version")
-		return 2
+	fs := newCommandFlags("version", "", "", stdout, stderr)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	fmt.Fprintln(stdout, versionString())
 	return 0

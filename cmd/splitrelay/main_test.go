@@ -75,6 +75,21 @@ func TestGolden(t *testing.T) {
 		{"help", []string{"help"}},
 		{"help-explain", []string{"help", "explain"}},
 		{"help-postfix", []string{"postfix", "-h"}},
+		{"help-run", []string{"run", "--help"}},
+		{"help-reload", []string{"reload", "-h"}},
+		{"help-check", []string{"help", "check"}},
+		{"help-test-route", []string{"test-route", "--help"}},
+		{"help-version", []string{"version", "-h"}},
+		{"help-help", []string{"help", "--help"}},
+		{"help-unknown", []string{"help", "chek"}},
+		{"did-you-mean-command", []string{"chek", "-c", "example.toml"}},
+		{"did-you-mean-flag", []string{"check", "--cofnig", "example.toml"}},
+		{"did-you-mean-short-flag", []string{"explain", "-c", "example.toml", "--form", "a@b.example", "--to", "x@example.com"}},
+		{"unknown-flag", []string{"postfix", "--frobnicate"}},
+		{"flag-needs-argument", []string{"check", "-c"}},
+		{"version-extra-arg", []string{"version", "now"}},
+		{"check-types", []string{"check", "-c", "types.toml"}},
+		{"reload-no-pid", []string{"reload", "-c", "example.toml"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,6 +97,27 @@ func TestGolden(t *testing.T) {
 			got := fmt.Sprintf("$ splitrelay %s\nexit %d\n--- stdout\n%s--- stderr\n%s", shellWords(tc.args), code, stdout, stderr)
 			golden(t, tc.name+".golden", got)
 		})
+	}
+}
+
+// Every command's -h and --help prints its help on stdout, in the same
+// layout, and exits 0.
+func TestHelpEverywhere(t *testing.T) {
+	for _, name := range commandOrder {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			code, stdout, stderr := runCmd(name, h)
+			if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "usage: splitrelay "+name) ||
+				!strings.Contains(stdout, "\n\n  ") {
+				t.Errorf("splitrelay %s %s: exit %d\nstdout %q\nstderr %q", name, h, code, stdout, stderr)
+			}
+			if name == "help" {
+				continue
+			}
+			_, viaHelp, _ := runCmd("help", name)
+			if viaHelp != stdout {
+				t.Errorf("splitrelay help %s differs from splitrelay %s %s:\n%s\n%s", name, name, h, viaHelp, stdout)
+			}
+		}
 	}
 }
 

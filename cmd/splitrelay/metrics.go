@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/splitrelay/splitrelay/milter/metrics"
+	"github.com/splitrelay/splitrelay/rules"
+
+	"github.com/splitrelay/splitrelay/milter"
 )
 
 // metricsServer serves /metrics on [metrics] listen.
@@ -30,11 +33,11 @@ func startMetrics(log *slog.Logger, addr string, m *metrics.Metrics) (*metricsSe
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("splitrelay: metrics at /metrics\n"))
 	})
-	log.Info("metrics listening", "metrics_listen", ln.Addr().String())
+	log.Info("metrics listening", milter.KeyMetricsListen, ln.Addr().String())
 	s := &metricsServer{m: m, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
+			log.Error("metrics server stopped", milter.KeyErr, err)
 		}
 	}()
 	return s, nil
@@ -48,10 +51,10 @@ func buildVersion() (version, commit string) {
 	return f[1], strings.TrimSuffix(f[3], ",")
 }
 
-// reload records a reload; s may be nil (no [metrics]).
-func (s *metricsServer) reload(ok bool) {
+// reload records a reload (rs nil: refused); s may be nil (no [metrics]).
+func (s *metricsServer) reload(rs *rules.Ruleset) {
 	if s != nil {
-		s.m.Reload(ok)
+		s.m.Reload(rs)
 	}
 }
 

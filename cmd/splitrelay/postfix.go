@@ -25,7 +25,7 @@ const postfixFlags = `  --format text|postconf
 // cmdPostfix is `splitrelay postfix -c FILE [--format text|postconf]
 // [--postfix-config-dir DIR] [--map-dir DIR] [--queue-dir DIR]`.
 func cmdPostfix(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("postfix", "-c FILE [--format text|postconf] [--postfix-config-dir DIR] [--map-dir DIR] [--queue-dir DIR]", postfixFlags, stderr)
+	fs, config := newFlags("postfix", "-c FILE [--format text|postconf] [--postfix-config-dir DIR] [--map-dir DIR] [--queue-dir DIR]", postfixFlags, stdout, stderr)
 	format := fs.String("format", "text", "")
 	configDir := fs.String("postfix-config-dir", "", "")
 	mapDir := fs.String("map-dir", "", "")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -32,25 +30,15 @@ const testRouteFlags = `  --resolver ADDR       DNS server to ask, host[:port] (
 // demand. It prints one row per address and exits 1 when any address
 // fails a property the route requires (or cannot be reached at all).
 func cmdTestRoute(args []string, stdout, stderr io.Writer) int {
-	fs, config := newFlags("test-route", "-c FILE ROUTE [--resolver ADDR] [--ca-file FILE] [--timeout DURATION] [--helo NAME]", testRouteFlags, stderr)
+	fs, config := newFlags("test-route", "-c FILE ROUTE [--resolver ADDR] [--ca-file FILE] [--timeout DURATION] [--helo NAME]", testRouteFlags, stdout, stderr)
 	resolverAddr := fs.String("resolver", "", "")
 	caFile := fs.String("ca-file", "", "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	helo := fs.String("helo", "", "")
 	// ROUTE may come before or after the flags.
-	var names []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names = append(names, fs.Arg(0))
-		rest = fs.Args()[1:]
+	names, code, ok := fs.parseArgs(args)
+	if !ok {
+		return code
 	}
 	if len(names) != 1 {
 		return usageError(fs, "name one route")

@@ -5,7 +5,9 @@
 #   lintian on the .deb: no errors (warnings are printed);
 #   dpkg -i (apt-get install -f for dependencies); the installed
 #   /usr/sbin/splitrelay check on the installed default config; the socket
-#   directory's owner and mode; systemd-analyze verify on the unit;
+#   directory's owner and mode; splitrelay reload against the daemon run
+#   as the unit's user (exit 0, and 1 for a broken file); systemd-analyze
+#   verify on the unit;
 #   a modified /etc/splitrelay/splitrelay.toml survives a reinstall;
 #   rpm -qpi / -qpl on the .rpm.
 # It leaves the machine as it found it: the package is purged and the
@@ -97,10 +99,30 @@ if command -v setpriv >/dev/null; then
 		sleep 0.1
 	done
 	got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay/milter.sock 2>/dev/null || echo missing)
+	# ExecReload=: the daemon's answer decides, as its own user.
+	reload() {
+		setpriv --reuid splitrelay --regid postfix --init-groups \
+			/usr/sbin/splitrelay reload -c /etc/splitrelay/splitrelay.toml --pid "$pid"
+	}
+	rtmp=$(mktemp -d)
+	reload_ok=yes
+	reload || reload_ok="no: exit $?"
+	cp -p /etc/splitrelay/splitrelay.toml "$rtmp/splitrelay.toml.orig"
+	echo 'no_such_key = 1' >>/etc/splitrelay/splitrelay.toml
+	reload_refused=no
+	reload 2>"$rtmp/reload.err" || reload_refused=yes
+	cp -p "$rtmp/splitrelay.toml.orig" /etc/splitrelay/splitrelay.toml
+	reload_err=$(cat "$rtmp/reload.err")
+	rm -rf "$rtmp"
 	kill -TERM "$pid"
 	wait "$pid" || true
 	[ "$got" = "splitrelay:postfix 660" ] || die "milter.sock is $got, want splitrelay:postfix 660"
 	echo "/var/spool/postfix/splitrelay/milter.sock $got"
+	[ "$reload_ok" = yes ] || die "splitrelay reload of the default config: $reload_ok"
+	if [ "$reload_refused" != yes ] || ! grep -q 'no_such_key: unknown key' <<<"$reload_err"; then
+		die "splitrelay reload of a broken config did not fail: $reload_err"
+	fi
+	echo "splitrelay reload: ok, and refused a broken file: $(head -1 <<<"$reload_err")"
 fi
 
 if command -v systemd-analyze >/dev/null; then

@@ -8,7 +8,8 @@
 //
 // Label values are bounded: action, outcome, stage and result are fixed
 // sets, reason is the milter's stable reject label, and route and rule are
-// names from the configuration.
+// names from the configuration. Every series is exported from the start,
+// at zero: the fixed sets up front, routes and rules by Configure.
 package metrics
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/splitrelay/splitrelay/milter"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // Metrics holds the collectors. It implements milter.Observer.
@@ -34,6 +36,9 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	reloadTime prometheus.Gauge
 	reloadOK   prometheus.Gauge
+	configInfo *prometheus.GaugeVec
+	sessions   prometheus.Gauge
+	protoErrs  prometheus.Counter
 	now        func() time.Time
 }
 
@@ -44,7 +49,8 @@ var (
 
 // New registers the collectors, Go runtime and process metrics, and
 // splitrelay_build_info{version,commit,goversion}. The configuration
-// loaded at start counts as the first successful load.
+// loaded at start counts as the first successful load; call Configure with
+// it.
 func New(version, commit string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now}
 	m.recipients = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,7 +59,7 @@ func New(version, commit string) *Metrics {
 	}, []string{"action", "route", "rule"})
 	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_messages_total",
-		Help: "Messages at end of data by outcome (accept, tempfail).",
+		Help: "Messages at end of data by outcome (accept, tempfail, reject).",
 	}, []string{"outcome"})
 	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_rejects_total",
@@ -80,21 +86,40 @@ func New(version, commit string) *Metrics {
 		Name: "splitrelay_config_last_reload_successful",
 		Help: "1 if the last load or reload of the configuration succeeded, 0 if it was refused.",
 	})
+	m.configInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "splitrelay_config_info",
+		Help: "Always 1; id is the running configuration's id (splitrelay check prints it; the logs carry it as config_id).",
+	}, []string{"id"})
+	m.sessions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "splitrelay_milter_sessions",
+		Help: "MTA sessions (milter connections) in progress.",
+	})
+	m.protoErrs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "splitrelay_milter_protocol_errors_total",
+		Help: "Milter protocol errors: broken or timed-out MTA connections, failed negotiations.",
+	})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "splitrelay_build_info",
 		Help: "Always 1; the labels name the running build.",
 	}, []string{"version", "commit", "goversion"})
 	build.WithLabelValues(version, commit, runtime.Version()).Set(1)
 
-	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.badHelo, m.callback, m.reloads, m.reloadTime, m.reloadOK, build,
+	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.badHelo, m.callback, m.reloads, m.reloadTime, m.reloadOK,
+		m.configInfo, m.sessions, m.protoErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist from the start, so that rate() and alerts see
 	// a zero before the first event.
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, o := range []string{"accept", "tempfail"} {
+	for _, o := range milter.Outcomes {
 		m.messages.WithLabelValues(o)
+	}
+	for _, r := range milter.RejectReasons {
+		m.rejects.WithLabelValues(r)
+	}
+	for _, a := range []string{"accept", "reject"} {
+		m.recipients.WithLabelValues(a, "", "")
 	}
 	for _, st := range []string{"rcpt", "eom"} {
 		m.callback.WithLabelValues(st)
@@ -108,16 +133,37 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Reload records a configuration reload: ok is false when the file was
-// refused.
-func (m *Metrics) Reload(ok bool) {
-	if !ok {
+// Reload records a configuration reload: rs is the new configuration, or
+// nil when the file was refused (the running one stays).
+func (m *Metrics) Reload(rs *rules.Ruleset) {
+	if rs == nil {
 		m.reloads.WithLabelValues("failure").Inc()
 		m.reloadOK.Set(0)
 		return
 	}
 	m.reloads.WithLabelValues("success").Inc()
+	m.Configure(rs)
 	m.loaded()
+}
+
+// Configure names the configuration in force (at start, and after each
+// successful reload): its id, and a zero for every route and copy its
+// rules can count, so that rate() and alerts see them before the first
+// message. Series of rules that are gone stay, with their last value, as
+// Prometheus counters should.
+func (m *Metrics) Configure(rs *rules.Ruleset) {
+	m.configInfo.Reset()
+	m.configInfo.WithLabelValues(rs.ID).Set(1)
+	for _, r := range rs.Rules {
+		if r.Route == nil {
+			continue
+		}
+		action := "route"
+		if r.AlsoDeliver {
+			action = "copy"
+		}
+		m.recipients.WithLabelValues(action, r.Route.Name, r.Name)
+	}
 }
 
 func (m *Metrics) loaded() {
@@ -135,6 +181,12 @@ func (m *Metrics) Message(outcome string) { m.messages.WithLabelValues(outcome).
 
 // Rejected implements milter.Observer.
 func (m *Metrics) Rejected(reason string) { m.rejects.WithLabelValues(reason).Inc() }
+
+// Session implements milter.Observer.
+func (m *Metrics) Session(delta int) { m.sessions.Add(float64(delta)) }
+
+// ProtocolError implements milter.Observer.
+func (m *Metrics) ProtocolError() { m.protoErrs.Inc() }
 
 // Callback implements milter.Observer.
 func (m *Metrics) Callback(stage string, d time.Duration) {

@@ -9,11 +9,80 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/splitrelay/splitrelay/rules"
 )
+
+const testConfig = `
+[organization]
+domains = ["example.com"]
+[routes.legacy]
+host = "192.0.2.1"
+[routes.archive]
+host = "192.0.2.2"
+[[split_delivery]]
+name = "Unknown addresses"
+messages = ["inbound"]
+accounts = ["unrecognized"]
+route = "legacy"
+[[split_delivery]]
+name = "Archive"
+messages = ["inbound"]
+accounts = ["users"]
+route = "archive"
+also_deliver = true
+`
+
+func testRules(t *testing.T) *rules.Ruleset {
+	t.Helper()
+	rs, err := rules.Load("t.toml", []byte(testConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	return string(body)
+}
+
+// Every series exists from the start, at zero.
+func TestZeroAtStart(t *testing.T) {
+	m := New("1.2.3", "abc1234")
+	rs := testRules(t)
+	m.Configure(rs)
+	body := scrape(t, m)
+	for _, want := range []string{
+		`splitrelay_recipients_total{action="route",route="legacy",rule="Unknown addresses"} 0`,
+		`splitrelay_recipients_total{action="copy",route="archive",rule="Archive"} 0`,
+		`splitrelay_recipients_total{action="accept",route="",rule=""} 0`,
+		`splitrelay_recipients_total{action="reject",route="",rule=""} 0`,
+		`splitrelay_messages_total{outcome="accept"} 0`,
+		`splitrelay_messages_total{outcome="tempfail"} 0`,
+		`splitrelay_messages_total{outcome="reject"} 0`,
+		`splitrelay_rejects_total{reason="relay_denied"} 0`,
+		`splitrelay_rejects_total{reason="routing_namespace"} 0`,
+		`splitrelay_config_reloads_total{result="failure"} 0`,
+		`splitrelay_config_reloads_total{result="success"} 0`,
+		`splitrelay_config_info{id="` + rs.ID + `"} 1`,
+		`splitrelay_milter_sessions 0`,
+		`splitrelay_milter_protocol_errors_total 0`,
+		`splitrelay_callback_duration_seconds_count{stage="rcpt"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("no %q in:\n%s", want, body)
+		}
+	}
+}
 
 func TestExposition(t *testing.T) {
 	m := New("1.2.3", "abc1234")
 	m.now = func() time.Time { return time.Unix(1700000000, 0) }
+	m.Configure(testRules(t))
 	m.Recipient("route", "legacy", "Unknown addresses")
 	m.Recipient("route", "legacy", "Unknown addresses")
 	m.Recipient("accept", "", "")
@@ -21,12 +90,21 @@ func TestExposition(t *testing.T) {
 	m.Rejected("routing_namespace")
 	m.BadHelo("localhost")
 	m.Callback("eom", 300*time.Microsecond)
-	m.Reload(false)
-	m.Reload(true)
+	m.Session(1)
+	m.Session(1)
+	m.Session(-1)
+	m.ProtocolError()
+	m.Reload(nil)
+	rs, err := rules.Load("t.toml", []byte(testConfig+"# changed\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reload(rs)
 
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
+	body := scrape(t, m)
+	if strings.Count(body, "splitrelay_config_info{") != 1 {
+		t.Errorf("not one splitrelay_config_info series:\n%s", body)
+	}
 	for _, want := range []string{
 		`splitrelay_recipients_total{action="route",route="legacy",rule="Unknown addresses"} 2`,
 		`splitrelay_recipients_total{action="accept",route="",rule=""} 1`,
@@ -42,15 +120,19 @@ func TestExposition(t *testing.T) {
 		`splitrelay_config_last_reload_success_timestamp_seconds 1.7e+09`,
 		`splitrelay_build_info{commit="abc1234",goversion="go`,
 		`go_goroutines `,
+		`splitrelay_milter_sessions 1`,
+		`splitrelay_milter_protocol_errors_total 1`,
+		`splitrelay_config_info{id="` + rs.ID + `"} 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("no %q in:\n%s", want, body)
 		}
 	}
 }
 
-// TestDashboard: the Grafana dashboard in contrib/ is valid JSON and only
-// queries metrics that this package exports.
+// TestDashboard: the Grafana dashboard in contrib/ is valid JSON, only
+// queries metrics that this package exports, shows every one of them, and
+// has an "up" panel.
 func TestDashboard(t *testing.T) {
 	data, err := os.ReadFile("../../contrib/grafana/splitrelay.json")
 	if err != nil {
@@ -65,31 +147,28 @@ func TestDashboard(t *testing.T) {
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
-	m := New("v", "c")
-	m.Recipient("route", "r", "rule") // vectors without labels yet are not gathered
-	m.Rejected("relay_denied")
-	families, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, f := range families {
-		known[f.GetName()] = true
-	}
+	known := exported(t)
+	shown := map[string]bool{}
 	name := regexp.MustCompile(`splitrelay_[a-z_]+`)
-	n := 0
+	up := false
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
+			up = up || strings.HasPrefix(tg.Expr, "up{")
 			for _, m := range name.FindAllString(tg.Expr, -1) {
-				n++
 				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+				shown[base] = true
 				if !known[base] {
 					t.Errorf("panel %q queries %s, which splitrelay does not export", p.Title, m)
 				}
 			}
 		}
 	}
-	if n == 0 {
-		t.Error("no splitrelay metric in the dashboard")
+	for k := range known {
+		if strings.HasPrefix(k, "splitrelay_") && !shown[k] {
+			t.Errorf("the dashboard does not show %s", k)
+		}
+	}
+	if !up {
+		t.Error("no panel queries up{...}")
 	}
 }
