@@ -137,9 +137,8 @@ require_tls = true
 		if l := s.pf.LogLines("sasl_username=alice@example.com"); len(l) == 0 || !strings.Contains(l[0], "[127.0.0.9]") {
 			t.Errorf("gateway did not see SMTP AUTH from the Sendmail client:\n%s", s.pf.Log())
 		}
-		if l := s.pf.LogLines("disconnect from "); !containsAll(strings.Join(l, "\n"), []string{"[127.0.0.9]", "starttls=1", "auth=1"}) {
-			t.Errorf("gateway sessions from the Sendmail client without STARTTLS and AUTH:\n%s", strings.Join(l, "\n"))
-		}
+		// the session ends when Sendmail closes its cached connection
+		s.pf.WaitLog(t, `disconnect from \S+\[127\.0\.0\.9\] .*starttls=1 auth=1`, 30*time.Second)
 		permissive(t, s)
 		// Authenticated, sender not registered.
 		id = smInject(t, sm, postfixtest.Mail{From: "bob@example.com", To: []string{"b1@elsewhere.test"}})
