@@ -1,6 +1,10 @@
 package milter
 
-import "time"
+import (
+	"time"
+
+	"github.com/splitrelay/splitrelay/milter/limits"
+)
 
 // Observer is told what the milter decides, for metrics. The daemon passes
 // a Prometheus implementation; the default does nothing. Methods are
@@ -35,6 +39,11 @@ func (nopObserver) Callback(string, time.Duration)   {}
 func (nopObserver) Session(int)                      {}
 func (nopObserver) ProtocolError()                   {}
 
+// limits.Observer, and Exceeded, for the relay limits.
+func (nopObserver) StoreOp(string, string, time.Duration, bool) {}
+func (nopObserver) Fallback(bool)                               {}
+func (nopObserver) Exceeded(string)                             {}
+
 // SetObserver sets the Observer; call it before Serve. The server's own
 // Stats are kept whatever the Observer.
 func (s *Server) SetObserver(o Observer) {
@@ -42,6 +51,20 @@ func (s *Server) SetObserver(o Observer) {
 		o = nopObserver{}
 	}
 	s.obs = tee{s.stats, o}
+	if lo, ok := o.(LimitsObserver); ok {
+		s.lobs = lo
+	} else {
+		s.lobs = nopObserver{}
+	}
+}
+
+// LimitsObserver is an Observer that is also told about the relay limit
+// store and the limits reached; SetObserver uses it when o implements it.
+type LimitsObserver interface {
+	limits.Observer
+	// Exceeded is a relay recipient refused (in dry run: that would be)
+	// because a rolling limit was reached, by the limit's label.
+	Exceeded(limit string)
 }
 
 // tee tells two Observers.

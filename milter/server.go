@@ -23,6 +23,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/splitrelay/splitrelay/milter/limits"
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -58,15 +59,19 @@ type Server struct {
 	now     func() time.Time
 	obs     Observer
 	stats   *Stats
-	usage   *usage
+	lobs    LimitsObserver
+	limits  limits.Store
+	// instance and txSeq name transactions (limits.go).
+	instance string
+	txSeq    atomic.Uint64
 }
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
-	s := &Server{log: log, now: time.Now, stats: &Stats{}}
+	s := &Server{log: log, now: time.Now, stats: &Stats{}, lobs: nopObserver{}, instance: instanceID()}
 	s.obs = tee{s.stats, nopObserver{}}
 	reportWarnings(s)
-	s.usage = newUsage(func() time.Time { return s.now() })
+	s.limits = limits.NewMemory(func() time.Time { return s.now() })
 	s.rules.Store(rs)
 	s.srv = gomilter.NewServer(
 		gomilter.WithProtocol(Protocol),

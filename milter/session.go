@@ -30,7 +30,9 @@ type session struct {
 	size       int64
 	headerFrom []string
 
-	probe, counted bool // see hooks.go
+	probe, counted bool   // see hooks.go
+	limitTx        string // relay limit reservations (limits.go); "" before the first
+	reserved       bool
 }
 
 // mta is the MTA at the other end, from the v macro at connect: the two
@@ -54,6 +56,7 @@ func (s *Server) newSession() *session {
 }
 
 func (ss *session) reset() {
+	ss.release()
 	ss.rules, ss.tx, ss.size = nil, nil, 0
 	ss.headerFrom = ss.headerFrom[:0]
 	ss.log.resetTx()
@@ -97,11 +100,11 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 		ss.client.TLS = true
 	}
 	ss.client.Auth = m.Get(gomilter.MacroAuthAuthen) // {auth_authen}: milter_mail_macros default
-	var u rules.Usage
+	var lim rules.Limiter
 	if ss.rules.Relay != nil {
-		u = view{ss.s.usage}
+		lim = txLimiter{ss}
 	}
-	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), u)
+	ss.tx = ss.rules.Begin(ss.client, from, sizeParam(esmtpArgs), lim)
 	ss.log.set(KeyMailFrom, from)
 	ss.log.set(KeyConfigID, ss.rules.ID) // ties every decision line to the rules that made it
 	if ss.client.Auth != "" {
@@ -219,9 +222,8 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		log.Error("cannot apply decision; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
 		return gomilter.RespTempFail, nil
 	}
-	if d.Relay && !dry {
-		user, rcpts := d.UsageKeys()
-		ss.s.usage.record(user, rcpts)
+	if err := ss.commit(); err != nil {
+		log.Error("relay usage of an accepted message not counted", slog.String(KeyErr, err.Error()))
 	}
 	return gomilter.RespAccept, nil
 }
@@ -362,7 +364,10 @@ func (ss *session) Abort(gomilter.Modifier) error {
 	return nil
 }
 
-func (ss *session) Cleanup(gomilter.Modifier) { ss.closed() }
+func (ss *session) Cleanup(gomilter.Modifier) {
+	ss.release()
+	ss.closed()
+}
 
 // outcome labels an end-of-message response for the Observer.
 func outcome(r *gomilter.Response) string {

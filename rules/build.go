@@ -21,6 +21,7 @@ func (l *loader) build(f *file) *Ruleset {
 	l.milter(f, rs)
 	l.log(f, rs)
 	l.metrics(f, rs)
+	l.state(f, rs)
 	l.organization(f, rs)
 	l.directory(f, rs)
 	l.relay(f, rs)

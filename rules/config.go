@@ -35,6 +35,7 @@ type file struct {
 	SplitDelivery []fileRule           `toml:"split_delivery"`
 	Relay         fileRelay            `toml:"relay"`
 	Metrics       fileMetrics          `toml:"metrics"`
+	State         fileState            `toml:"state"`
 }
 
 type fileRelay struct {
@@ -121,6 +122,8 @@ func defaults(f *file) {
 	f.Milter.RoutingSuffix = DefaultRoutingSuffix
 	f.Log.Level = DefaultLogLevel
 	f.Log.Format = DefaultLogFormat
+	f.State.Dir = DefaultStateDir
+	f.State.RedisUnavailable = DefaultRedisUnavailable
 }
 
 // loader collects problems while a file is validated.

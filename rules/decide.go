@@ -40,8 +40,7 @@ func (rs *Ruleset) RoutedAddress(a Address, r *Route, c Choice) string {
 
 // decideRelayMessage applies the message-level relay policy: the real size
 // and, with allowed_senders = "any", the rewriting of a sender outside our
-// domains to postmaster@<our domain>. It also names the registered user
-// whose rolling limits the message counts against.
+// domains to postmaster@<our domain>.
 func (rs *Ruleset) decideRelayMessage(t *Tx, m Message, d *Decision) {
 	if lim := rs.Relay.Limits.MessageSize; lim > 0 && max(m.Size, t.sizeParam) > lim {
 		d.Reject = &ReplyTooBig
@@ -51,9 +50,6 @@ func (rs *Ruleset) decideRelayMessage(t *Tx, m Message, d *Decision) {
 			d.Sender, d.SenderRewritten = "postmaster@"+dom, true
 			d.SenderReason = "sender outside our domains relayed with allowed_senders = any"
 		}
-	}
-	if t.fromOK && rs.users[t.from.Key] {
-		d.User = t.from.Key
 	}
 }
 

@@ -22,8 +22,8 @@ func decide(rs *Ruleset, env Envelope) Decision {
 
 // checkRcpt gives env's recipients to a transaction, then rcpt, and
 // returns rcpt's verdict as recorded.
-func checkRcpt(rs *Ruleset, env Envelope, rcpt string, u Usage) Recipient {
-	t := rs.Begin(env.Client, env.Sender, env.SizeParam, u)
+func checkRcpt(rs *Ruleset, env Envelope, rcpt string, lim Limiter) Recipient {
+	t := rs.Begin(env.Client, env.Sender, env.SizeParam, lim)
 	for _, r := range env.Recipients {
 		t.Rcpt(RcptIn{Raw: r})
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -195,55 +196,63 @@ func TestSenderRewrite(t *testing.T) {
 	}
 }
 
-// fakeUsage is a fixed Usage for the rolling limits.
-type fakeUsage struct {
-	userMsgs  int
-	userRcpts map[string]bool
-	day, ten  int
+// fakeLimiter answers every reservation with ex (or err) and remembers
+// what it was asked.
+type fakeLimiter struct {
+	ex  Exceeded
+	err error
+	got *Reservation
 }
 
-func (f fakeUsage) UserMessages(string) int { return f.userMsgs }
-func (f fakeUsage) UserRecipients(_, rcpt string) (int, bool) {
-	return len(f.userRcpts), f.userRcpts[rcpt]
+func (f fakeLimiter) Reserve(r Reservation) (Exceeded, error) {
+	*f.got = r
+	return f.ex, f.err
 }
-func (f fakeUsage) OrgRecipients() (int, int) { return f.day, f.ten }
 
 func TestRollingLimits(t *testing.T) {
 	rs := relayRules(t, "domain_addresses", netOnly+`
 [relay.limits]
 user_messages_per_day = 2
-user_recipients_per_day = 2
+user_recipients_per_day = 3
 org_recipients_per_day = 10
 org_recipients_per_10_minutes = 5`)
 	c := client("127.0.0.2", "h", "", false)
-	seen := map[string]bool{"a@elsewhere.test": true, "b@elsewhere.test": true}
 	for _, tt := range []struct {
-		name   string
-		sender string
-		u      fakeUsage
-		prior  []string
-		want   string
+		name     string
+		sender   string
+		rcpt     string
+		ex       Exceeded
+		err      error
+		want     string
+		wantUser string
+		wantRcpt string
 	}{
-		{"under all limits", "alice@example.com", fakeUsage{userMsgs: 1, day: 3, ten: 1}, nil, "accept"},
-		{"user messages", "alice@example.com", fakeUsage{userMsgs: 2}, nil, ReplyUserDaily.String()},
-		{"unique recipients: new one over", "alice@example.com", fakeUsage{userRcpts: seen}, nil, ReplyUserDaily.String()},
-		{"unique recipients: seen one ok", "alice@example.com", fakeUsage{userRcpts: seen}, nil, "accept"},
-		{"unregistered sender: no user limits", "noreply@example.com", fakeUsage{userMsgs: 99, userRcpts: seen}, nil, "accept"},
-		{"org peak", "noreply@example.com", fakeUsage{ten: 4}, []string{"p@elsewhere.test"}, ReplyOrgPeak.String()},
-		{"org day", "noreply@example.com", fakeUsage{day: 10}, nil, ReplyOrgDaily.String()},
+		{"within limits", "Alice@Example.COM", "Bob@Bücher.TEST", NotExceeded, nil, "accept", "alice@example.com", "bob@xn--bcher-kva.test"},
+		{"user messages", "alice@example.com", "x@elsewhere.test", UserMessages, nil, ReplyUserDaily.String(), "alice@example.com", "x@elsewhere.test"},
+		{"unique recipients", "alice@example.com", "x+tag@elsewhere.test", UserRecipients, nil, ReplyUserDaily.String(), "alice@example.com", "x+tag@elsewhere.test"},
+		{"unregistered sender: organisation only", "noreply@example.com", "x@elsewhere.test", NotExceeded, nil, "accept", "", "x@elsewhere.test"},
+		{"org peak", "noreply@example.com", "x@elsewhere.test", OrgPeak, nil, ReplyOrgPeak.String(), "", "x@elsewhere.test"},
+		{"org day", "noreply@example.com", "x@elsewhere.test", OrgDay, nil, ReplyOrgDaily.String(), "", "x@elsewhere.test"},
+		{"store unavailable", "alice@example.com", "x@elsewhere.test", NotExceeded, errors.New("redis: connection refused"), ReplyTryLater.String(), "alice@example.com", "x@elsewhere.test"},
 	} {
-		rcpt := "new@elsewhere.test"
-		if strings.Contains(tt.name, "seen one") {
-			rcpt = "A@elsewhere.test"
-		}
-		r := checkRcpt(rs, Envelope{Client: c, Sender: tt.sender, Recipients: tt.prior}, rcpt, tt.u)
-		got := "accept"
+		var got Reservation
+		r := checkRcpt(rs, Envelope{Client: c, Sender: tt.sender}, tt.rcpt, fakeLimiter{tt.ex, tt.err, &got})
+		res := "accept"
 		if r.Action == Reject {
-			got = r.Reply.String()
+			res = r.Reply.String()
 		}
-		if got != tt.want {
-			t.Errorf("%s: got %q (%s) want %q", tt.name, got, r.Reason, tt.want)
+		if res != tt.want {
+			t.Errorf("%s: got %q (%s) want %q", tt.name, res, r.Reason, tt.want)
 		}
+		if got.User != tt.wantUser || got.Rcpt != tt.wantRcpt || got.Limits.UserRecipientsPerDay != 3 || got.Tx != "" {
+			t.Errorf("%s: reserved %+v", tt.name, got)
+		}
+	}
+	// Recipients in our domains are never reserved.
+	var got Reservation
+	checkRcpt(rs, Envelope{Client: c, Sender: "alice@example.com"}, "bob@example.com", fakeLimiter{UserMessages, nil, &got})
+	if got.Rcpt != "" {
+		t.Errorf("internal recipient reserved: %+v", got)
 	}
 }
 

@@ -26,21 +26,6 @@ var (
 	ReplyUndecidable = Reply{451, "4.3.0", "Requested action aborted: local error in processing"}
 )
 
-// Usage is the relay traffic of the last 24 hours and 10 minutes, for the
-// rolling limits. The milter keeps it (it has the clock); rules only read
-// it. Counts cover mail already accepted, not the transaction in progress.
-type Usage interface {
-	// UserMessages is the number of messages relayed with envelope sender
-	// user (a normalised registered user) in the last 24 hours.
-	UserMessages(user string) int
-	// UserRecipients is the number of unique recipients user relayed to in
-	// the last 24 hours, and whether rcpt is one of them.
-	UserRecipients(user, rcpt string) (n int, seen bool)
-	// OrgRecipients is the number of relayed recipients (not unique) in
-	// the last 24 hours and in the last 10 minutes.
-	OrgRecipients() (day, tenMinutes int)
-}
-
 // authenticated is SMTP AUTH that counts: only over TLS.
 func (c Client) authenticated() bool { return c.Auth != "" && c.TLS }
 
@@ -140,59 +125,4 @@ func (rs *Ruleset) postmasterDomain(c Client) string {
 		}
 	}
 	return rs.orgDomain(c.Helo)
-}
-
-// withinLimits applies the rolling limits to relay recipient key, in O(1):
-// the window counts are read once per transaction, and the transaction's
-// own relay recipients count too (those accepted so far, and for the
-// unique-recipient limit those the user's window has not seen). Per-user
-// limits count by envelope sender, only for registered users.
-func (t *Tx) withinLimits(key string) (Reply, string, bool) {
-	rs := t.rs
-	lim := rs.Relay.Limits
-	if !t.limitsRead {
-		t.limitsRead = true
-		t.orgDay, t.orgTen = t.usage.OrgRecipients()
-		if t.fromOK && rs.users[t.from.Key] {
-			t.user = t.from.Key
-			t.userMessages = t.usage.UserMessages(t.user)
-		}
-	}
-	pending := t.relay
-	if lim.OrgRecipientsPer10Minutes > 0 && t.orgTen+pending >= lim.OrgRecipientsPer10Minutes {
-		return ReplyOrgPeak, "relay.limits.org_recipients_per_10_minutes reached", false
-	}
-	if lim.OrgRecipientsPerDay > 0 && t.orgDay+pending >= lim.OrgRecipientsPerDay {
-		return ReplyOrgDaily, "relay.limits.org_recipients_per_day reached", false
-	}
-	if t.user == "" {
-		return Reply{}, "", true
-	}
-	if lim.UserMessagesPerDay > 0 && t.userMessages >= lim.UserMessagesPerDay {
-		return ReplyUserDaily, "relay.limits.user_messages_per_day reached", false
-	}
-	if lim.UserRecipientsPerDay > 0 && !t.unseen[key] {
-		if n, seen := t.usage.UserRecipients(t.user, key); !seen {
-			if n+len(t.unseen) >= lim.UserRecipientsPerDay {
-				return ReplyUserDaily, "relay.limits.user_recipients_per_day reached", false
-			}
-			if t.unseen == nil {
-				t.unseen = map[string]bool{}
-			}
-			t.unseen[key] = true
-		}
-	}
-	return Reply{}, "", true
-}
-
-// UsageKeys returns what the milter records for an accepted relay message:
-// the registered user the per-user limits count ("" when the sender is not
-// one) and the normalised keys of the accepted relay recipients.
-func (d *Decision) UsageKeys() (user string, rcpts []string) {
-	for i := range d.Recipients {
-		if r := &d.Recipients[i]; r.Relay && r.Action == Keep {
-			rcpts = append(rcpts, r.Addr.Key)
-		}
-	}
-	return d.User, rcpts
 }

@@ -87,5 +87,5 @@ func (rs *Ruleset) relaySummary() string {
 	l := r.Limits
 	return fmt.Sprintf("Relay: senders %s, requires %s; limits %d recipients per message, %d bytes per message, %d messages and %d unique recipients per user per 24 h, %d recipients per 24 h and %d per 10 minutes for the organisation (0 = none). ",
 		r.AllowedSenders, strings.Join(auth, " and "), l.RecipientsPerMessage, l.MessageSize,
-		l.UserMessagesPerDay, l.UserRecipientsPerDay, l.OrgRecipientsPerDay, l.OrgRecipientsPer10Minutes)
+		l.UserMessagesPerDay, l.UserRecipientsPerDay, l.OrgRecipientsPerDay, l.OrgRecipientsPer10Minutes) + rs.State.summary()
 }

@@ -6,7 +6,7 @@ import "strings"
 // see it. The milter session, explain and the tests all drive it the same
 // way:
 //
-//	t := rs.Begin(client, sender, sizeParam, usage)
+//	t := rs.Begin(client, sender, sizeParam, limiter)
 //	v := t.Rcpt(rcpt)          // at each RCPT TO: the verdict to reply with
 //	d := t.End(msg)            // at end of message: what to do with each
 //
@@ -23,21 +23,13 @@ type Tx struct {
 	fromOK bool
 	// SizeParam is the MAIL FROM SIZE= parameter, 0 when absent.
 	sizeParam int64
-	usage     Usage
+	lim       Limiter // nil: no rolling limits (explain)
 	trace     bool
 
 	rcpts    []Recipient // every RCPT TO, in SMTP order, refused ones included
 	accepted int         // recipients not refused
 	relay    int         // relay recipients accepted
 
-	// Rolling limits: the window counts read once, and the relay
-	// recipients of this transaction the user's window has not seen yet.
-	limitsRead   bool
-	user         string // sender's key when a registered user
-	userMessages int
-	orgDay       int
-	orgTen       int
-	unseen       map[string]bool
 }
 
 // RcptIn is one RCPT TO as the MTA reports it.
@@ -76,10 +68,12 @@ type Message struct {
 }
 
 // Begin starts a transaction for sender (the MAIL FROM address without
-// angle brackets, "" for the null sender) from client. usage may be nil:
-// no rolling limits (explain).
-func (rs *Ruleset) Begin(c Client, sender string, sizeParam int64, usage Usage) *Tx {
-	t := &Tx{rs: rs, client: c, sender: sender, sizeParam: sizeParam, usage: usage}
+// angle brackets, "" for the null sender) from client. lim may be nil: no
+// rolling limits (explain); otherwise each accepted relay recipient is
+// reserved in it, atomically with the check, and the caller commits or
+// releases the transaction's reservations.
+func (rs *Ruleset) Begin(c Client, sender string, sizeParam int64, lim Limiter) *Tx {
+	t := &Tx{rs: rs, client: c, sender: sender, sizeParam: sizeParam, lim: lim}
 	if sender != "" {
 		t.from, t.fromOK = canonicalOrParse(sender)
 	}
@@ -185,8 +179,8 @@ func (t *Tx) rcpt(in RcptIn, r *Recipient) Verdict {
 	if reply, reason, ok := t.relayAllowed(); !ok {
 		return Verdict{Action: Reject, Reply: reply, Reason: reason, Relay: true}
 	}
-	if t.usage != nil {
-		if reply, reason, ok := t.withinLimits(a.Key); !ok {
+	if t.lim != nil {
+		if reply, reason, ok := t.reserve(a.Key); !ok {
 			return Verdict{Action: Reject, Reply: reply, Reason: reason, Relay: true}
 		}
 	}

@@ -31,6 +31,8 @@ type Ruleset struct {
 	Relay *Relay
 	// Metrics is the [metrics] section.
 	Metrics Metrics
+	// State is the [state] section: where the relay counters live.
+	State State
 
 	users  map[string]bool     // normalised address -> registered user
 	groups map[string][]string // normalised group address -> flattened normalised members
@@ -196,10 +198,6 @@ type Decision struct {
 	// Recipients are every RCPT TO of the transaction in SMTP order,
 	// refused ones included (Action Reject or Defer).
 	Recipients []Recipient
-	// User is the registered user whose per-user relay limits the
-	// message counts against ("" when the sender is not one or nothing
-	// was relayed).
-	User string
 }
 
 // Recipient is the decision for one envelope recipient.

@@ -112,6 +112,13 @@ func newSiteOn(t *testing.T, routeNames []string, config, network string) *site 
 	}
 	listen := map[string]string{"unix": "unix:", "tcp": "inet:"}[s.network] + s.addr
 	config = strings.ReplaceAll(config, "{{ROUTES}}", routes.String())
+	// Never the machine's /var/lib/splitrelay: {{STATE_DIR}} in a [state]
+	// of the test's own, else a [state] section added.
+	stateDir := filepath.Join(s.pf.Dir, "state")
+	if !strings.Contains(config, "[state]") {
+		config += fmt.Sprintf("\n[state]\ndir = %q\n", stateDir)
+	}
+	config = strings.ReplaceAll(config, "{{STATE_DIR}}", stateDir)
 	config = strings.ReplaceAll(config, "{{LISTEN}}", listen)
 	s.cfgPath = filepath.Join(s.pf.Dir, "splitrelay.toml")
 	s.writeConfig(config)

@@ -32,7 +32,7 @@ type command struct {
 var commands map[string]command
 
 // commandOrder is the order of the overview.
-var commandOrder = []string{"run", "reload", "check", "explain", "postfix", "test-route", "version", "help"}
+var commandOrder = []string{"run", "reload", "check", "explain", "postfix", "sendmail", "test-route", "limits", "version", "help"}
 
 func init() {
 	commands = map[string]command{
@@ -44,6 +44,7 @@ func init() {
 		"version": {cmdVersion, "version                     print the version, commit and Go version"},
 		"help":    {cmdHelp, "help [COMMAND]              show this overview or a command's flags"},
 	}
+	commands["limits"] = command{cmdLimits, "limits -c FILE show [USER] | reset USER\n                              show the relay limit counters, or clear one user's"}
 	commands["test-route"] = command{cmdTestRoute, "test-route -c FILE ROUTE [--resolver ADDR]\n                              test a route's DNS and TLS like Google's \"Test TLS connection\""}
 }
 

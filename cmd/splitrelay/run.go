@@ -68,8 +68,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	srv := milter.New(rs, log)
 	var ms *metricsServer
+	var m *metrics.Metrics
 	if rs.Metrics.Listen != "" {
-		m := metrics.New(buildVersion())
+		m = metrics.New(buildVersion())
 		m.Configure(rs)
 		if ms, err = startMetrics(log, rs.Metrics.Listen, m); err != nil {
 			ln.Close()
@@ -78,6 +79,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		srv.SetObserver(m)
 	}
+	store, lctl, err := startLimits(log, rs, srv, m)
+	if err != nil {
+		ln.Close()
+		ms.shutdown(context.Background())
+		log.Error("cannot open the relay counters", milter.KeyErr, err)
+		return 1
+	}
+	defer stopLimits(log, store, lctl)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	st := newStatus(rs, srv.Stats())
@@ -158,6 +167,12 @@ func reload(log *slog.Logger, level *slog.LevelVar, srv *milter.Server, path str
 		// for another route is deferred by the generated catch-all, not
 		// lost, but it waits until the maps are regenerated.
 		log.Warn("routes changed: run splitrelay postfix and postfix reload so Postfix knows them", milter.KeyRoutes, strings.Join(rs.RouteNames, ","))
+	}
+	if (old.Relay == nil) != (rs.Relay == nil) {
+		log.Warn("relay section added or removed; restart splitrelay to open or close the relay counters' store")
+	}
+	if rs.State != old.State {
+		log.Warn("state changed; restart splitrelay to apply it", "state_dir", old.State.Dir, "new_state_dir", rs.State.Dir)
 	}
 	if rs.Log.Format != old.Log.Format {
 		log.Warn("log.format changed; restart splitrelay to apply it")

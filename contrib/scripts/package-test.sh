@@ -85,6 +85,9 @@ say "socket directory"
 got=$(stat -c '%U:%G %a' /var/spool/postfix/splitrelay)
 [ "$got" = "splitrelay:postfix 750" ] || die "/var/spool/postfix/splitrelay is $got, want splitrelay:postfix 750"
 echo "/var/spool/postfix/splitrelay $got"
+got=$(stat -c '%U:%G %a' /var/lib/splitrelay)
+[ "$got" = "splitrelay:postfix 750" ] || die "/var/lib/splitrelay is $got, want splitrelay:postfix 750"
+echo "/var/lib/splitrelay $got"
 id splitrelay
 [ "$(id -gn splitrelay)" = postfix ] || die "splitrelay's group is $(id -gn splitrelay), want postfix"
 [ -d /run/splitrelay ] || die "no /run/splitrelay (the socket directory for Sendmail hosts, tmpfiles)"
@@ -156,6 +159,7 @@ say "purge"
 dpkg --purge splitrelay
 [ ! -e /var/spool/postfix/splitrelay ] || die "purge left /var/spool/postfix/splitrelay"
 [ ! -e /run/splitrelay ] || die "purge left /run/splitrelay"
+[ ! -e /var/lib/splitrelay ] || die "purge left /var/lib/splitrelay"
 [ ! -e /etc/splitrelay/splitrelay.toml ] || die "purge left the config"
 [ ! -e /etc/systemd/system/multi-user.target.wants/splitrelay.service ] || die "purge left the unit enabled"
 say "ok"

@@ -39,6 +39,7 @@ type Metrics struct {
 	configInfo *prometheus.GaugeVec
 	sessions   prometheus.Gauge
 	protoErrs  prometheus.Counter
+	lim        *limitMetrics // limits.go
 	now        func() time.Time
 }
 
@@ -52,7 +53,7 @@ var (
 // loaded at start counts as the first successful load; call Configure with
 // it.
 func New(version, commit string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now, lim: newLimitMetrics()}
 	m.recipients = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_recipients_total",
 		Help: "Recipients by decision (accept = normal delivery, route, copy = dual delivery, reject), route and rule (empty when none applies). Dry run counts the would-be decision.",
@@ -107,6 +108,7 @@ func New(version, commit string) *Metrics {
 	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.badHelo, m.callback, m.reloads, m.reloadTime, m.reloadOK,
 		m.configInfo, m.sessions, m.protoErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.lim.collectors()...)
 	// Series that exist from the start, so that rate() and alerts see
 	// a zero before the first event.
 	for _, r := range []string{"success", "failure"} {
@@ -152,6 +154,7 @@ func (m *Metrics) Reload(rs *rules.Ruleset) {
 // message. Series of rules that are gone stay, with their last value, as
 // Prometheus counters should.
 func (m *Metrics) Configure(rs *rules.Ruleset) {
+	m.lim.configure(rs)
 	m.configInfo.Reset()
 	m.configInfo.WithLabelValues(rs.ID).Set(1)
 	for _, r := range rs.Rules {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/splitrelay/splitrelay/milter/limits"
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -100,6 +101,13 @@ func TestExposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Reload(rs)
+	m.Exceeded("user_messages_per_day")
+	m.StoreOp("redis", "reserve", 200*time.Microsecond, false)
+	m.StoreOp("redis", "reserve", time.Second, true)
+	m.Fallback(true)
+	m.SetLimits(func() (limits.Stats, error) {
+		return limits.Stats{Near: map[string]int{"user_messages_per_day": 3}, OrgDay: 1200, OrgPeak: 40}, nil
+	})
 
 	body := scrape(t, m)
 	if strings.Count(body, "splitrelay_config_info{") != 1 {
@@ -123,6 +131,15 @@ func TestExposition(t *testing.T) {
 		`splitrelay_milter_sessions 1`,
 		`splitrelay_milter_protocol_errors_total 1`,
 		`splitrelay_config_info{id="` + rs.ID + `"} 1`,
+		`splitrelay_limit_exceeded_total{limit="user_messages_per_day"} 1`,
+		`splitrelay_limit_exceeded_total{limit="org_recipients_per_10_minutes"} 0`,
+		`splitrelay_limit_users_near{limit="user_messages_per_day"} 3`,
+		`splitrelay_limit_users_near{limit="user_recipients_per_day"} 0`,
+		`splitrelay_limit_org_recipients{window="24h"} 1200`,
+		`splitrelay_limit_org_recipients{window="10m"} 40`,
+		`splitrelay_limits_store_duration_seconds_bucket{op="reserve",store="redis",le="0.00025"} 1`,
+		`splitrelay_limits_store_errors_total{op="reserve",store="redis"} 1`,
+		`splitrelay_limits_fallback 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("no %q in:\n%s", want, body)

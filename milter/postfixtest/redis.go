@@ -1,0 +1,113 @@
+package postfixtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Redis is a private redis-server (Debian's redis-server package) on a
+// loopback port with its own directory and no persistence, for the shared
+// relay limits. Stop and Start let a test take it down and bring it back
+// on the same port; the test's cleanup stops it by PID.
+type Redis struct {
+	Dir  string
+	Port int
+	bin  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// URL is the redis:// URL of the server, database 0.
+func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
+
+// StartRedis starts a private redis-server.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := lookTool("redis-server")
+	if err != nil {
+		missing(t, "redis-server not found (apt-get install redis-server, or make deps)")
+	}
+	r := &Redis{Dir: makeTempDir(t, "splitrelay-redis-"), bin: bin}
+	var lastErr error
+	for range portAttempts {
+		r.Port = FreePort(t)
+		if lastErr = r.start(); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("postfixtest: start redis-server: %v\n%s", lastErr, r.logTail())
+	}
+	t.Cleanup(func() {
+		r.Stop(t)
+		if t.Failed() {
+			t.Logf("postfixtest: redis log:\n%s", r.logTail())
+		}
+		removeTempDir(t, r.Dir)
+	})
+	return r
+}
+
+func (r *Redis) start() error {
+	logf, err := os.OpenFile(filepath.Join(r.Dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--dir", r.Dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--protected-mode", "yes", "--logfile", "")
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	r.done = make(chan error, 1)
+	go func() { r.done <- r.cmd.Wait() }()
+	if err := waitListen(r.cmd.Process.Pid, r.Port, r.done, startTimeout); err != nil {
+		r.kill()
+		return err
+	}
+	return nil
+}
+
+// Start brings a stopped server back on its port (empty: no persistence).
+func (r *Redis) Start(t testing.TB) {
+	t.Helper()
+	if r.cmd != nil {
+		return
+	}
+	if err := r.start(); err != nil {
+		t.Fatalf("postfixtest: restart redis-server on %d: %v\n%s", r.Port, err, r.logTail())
+	}
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after a bound).
+func (r *Redis) Stop(t testing.TB) {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-r.done:
+	case <-time.After(commandTimeout):
+		r.kill()
+		return
+	}
+	r.cmd = nil
+}
+
+func (r *Redis) kill() {
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
+func (r *Redis) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
+	return tail(string(b), 30)
+}
