@@ -32,6 +32,7 @@ const (
 	KeySize        = "size_bytes"    // message size
 	KeyStage       = "stage"         // milter stage of an internal error: rcpt | end of message
 	KeyConfigID    = "config_id"     // short hash of the rules in force
+	KeyHelo        = "helo"          // the client's HELO/EHLO name
 
 	// The daemon's own lines (cmd/splitrelay): start, reload, shutdown.
 	KeyVersion          = "version"

@@ -86,12 +86,12 @@ func New(rs *rules.Ruleset, log *slog.Logger) *Server {
 		// honours a milter's macro list (protocol 6, SMFIF_SETSYMLIST).
 		gomilter.WithMacroRequest(gomilter.StageHelo, []gomilter.MacroName{gomilter.MacroTlsVersion}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroTlsVersion}),
-		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroMTAVersion}),
+		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroMTAVersion, gomilter.MacroMTAFQDN}),
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
 		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(5*time.Minute),
-		gomilter.WithWriteTimeout(30*time.Second),
+		gomilter.WithReadTimeout(ReadTimeout), // timeouts.go
+		gomilter.WithWriteTimeout(WriteTimeout),
 	)
 	return s
 }

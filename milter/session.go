@@ -22,6 +22,7 @@ type session struct {
 	log    txlog // connection and transaction attributes
 	client rules.Client
 	mta    mta
+	helo   heloCheck // [relay] log_bad_helo (helo.go)
 
 	// the transaction in progress
 	rules      *rules.Ruleset
@@ -89,6 +90,7 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 func (ss *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
 	ss.client.Helo = name
 	ss.client.TLS = m.Get(gomilter.MacroTlsVersion) != ""
+	ss.noteHelo(name, m)
 	return gomilter.RespContinue, nil
 }
 
@@ -143,6 +145,7 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 	}
 	stored := ss.stored(addr, m)
 	v := ss.tx.Rcpt(rules.RcptIn{Raw: addr, Stored: stored, Args: esmtpArgs})
+	ss.reportHelo(v.Relay)
 	switch {
 	case v.Action == rules.Reject || v.Action == rules.Defer:
 		log := ss.txLog(m)

@@ -48,6 +48,7 @@ type fileRelay struct {
 	RequireNetwork  bool          `toml:"require_network"`
 	RequireSMTPAuth bool          `toml:"require_smtp_auth"`
 	RequireTLS      bool          `toml:"require_tls"`
+	LogBadHelo      bool          `toml:"log_bad_helo"`
 	Networks        []fileNetwork `toml:"networks"`
 	Limits          struct {
 		RecipientsPerMessage      int    `toml:"recipients_per_message"`

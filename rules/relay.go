@@ -33,6 +33,11 @@ type Relay struct {
 	RequireTLS      bool
 	Networks        []Network
 	Limits          Limits
+
+	// LogBadHelo logs and counts relay clients whose HELO/EHLO name is
+	// generic (localhost) or the gateway's own (BadHelo): the seed asks
+	// for a real name; nothing is refused for it.
+	LogBadHelo bool
 }
 
 // Network is one entry of the IP allowlist.
@@ -61,7 +66,7 @@ func (l *loader) relay(f *file, rs *Ruleset) {
 		return
 	}
 	fr := f.Relay
-	r := &Relay{RequireNetwork: fr.RequireNetwork, RequireSMTPAuth: fr.RequireSMTPAuth, RequireTLS: fr.RequireTLS}
+	r := &Relay{RequireNetwork: fr.RequireNetwork, RequireSMTPAuth: fr.RequireSMTPAuth, RequireTLS: fr.RequireTLS, LogBadHelo: fr.LogBadHelo}
 	switch fr.AllowedSenders {
 	case "registered_users":
 		r.AllowedSenders = RegisteredUsers

@@ -31,6 +31,7 @@ type Metrics struct {
 	recipients *prometheus.CounterVec
 	messages   *prometheus.CounterVec
 	rejects    *prometheus.CounterVec
+	badHelo    *prometheus.CounterVec
 	callback   *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
 	reloadTime prometheus.Gauge
@@ -43,7 +44,10 @@ type Metrics struct {
 	now        func() time.Time
 }
 
-var _ milter.Observer = (*Metrics)(nil)
+var (
+	_ milter.Observer     = (*Metrics)(nil)
+	_ milter.HeloObserver = (*Metrics)(nil)
+)
 
 // New registers the collectors, Go runtime and process metrics, and
 // splitrelay_build_info{version,commit,goversion}. The configuration
@@ -62,6 +66,10 @@ func New(version, commit string) *Metrics {
 	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "splitrelay_rejects_total",
 		Help: "Refusals sent to the client, by reason.",
+	}, []string{"reason"})
+	m.badHelo = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "splitrelay_relay_bad_helo_total",
+		Help: "SMTP sessions that relayed (or tried to) with a HELO/EHLO name the relay service advises against, by reason (localhost, gateway_name); counted only with [relay] log_bad_helo = true.",
 	}, []string{"reason"})
 	m.callback = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "splitrelay_callback_duration_seconds",
@@ -98,7 +106,7 @@ func New(version, commit string) *Metrics {
 	}, []string{"version", "commit", "goversion"})
 	build.WithLabelValues(version, commit, runtime.Version()).Set(1)
 
-	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.callback, m.reloads, m.reloadTime, m.reloadOK,
+	m.reg.MustRegister(m.recipients, m.messages, m.rejects, m.badHelo, m.callback, m.reloads, m.reloadTime, m.reloadOK,
 		m.configInfo, m.sessions, m.protoErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.lim.collectors()...)
@@ -188,3 +196,6 @@ func (m *Metrics) ProtocolError() { m.protoErrs.Inc() }
 func (m *Metrics) Callback(stage string, d time.Duration) {
 	m.callback.WithLabelValues(stage).Observe(d.Seconds())
 }
+
+// BadHelo implements milter.HeloObserver.
+func (m *Metrics) BadHelo(reason string) { m.badHelo.WithLabelValues(reason).Inc() }

@@ -89,6 +89,7 @@ func TestExposition(t *testing.T) {
 	m.Recipient("accept", "", "")
 	m.Message("accept")
 	m.Rejected("routing_namespace")
+	m.BadHelo("localhost")
 	m.Callback("eom", 300*time.Microsecond)
 	m.Session(1)
 	m.Session(1)
@@ -118,6 +119,7 @@ func TestExposition(t *testing.T) {
 		`splitrelay_messages_total{outcome="accept"} 1`,
 		`splitrelay_messages_total{outcome="tempfail"} 0`,
 		`splitrelay_rejects_total{reason="routing_namespace"} 1`,
+		`splitrelay_relay_bad_helo_total{reason="localhost"} 1`,
 		`splitrelay_callback_duration_seconds_bucket{stage="eom",le="0.0005"} 1`,
 		`splitrelay_callback_duration_seconds_bucket{stage="eom",le="0.00025"} 0`,
 		`splitrelay_config_reloads_total{result="failure"} 1`,
