@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,41 @@ func (l *loader) milter(f *file, rs *Ruleset) {
 	}
 	rs.Milter.RoutingSuffix = suffix
 	rs.suffix = "." + suffix
+}
+
+// ListenAddr is a [milter] listen address, parsed once for every reader:
+// the daemon's listener, the Postfix and Sendmail generators (which must
+// name the same socket) and the daemon's own probe.
+type ListenAddr struct {
+	Network string // "unix" or "tcp", as net.Listen takes it
+	Path    string // the socket's absolute path, for unix
+	Host    string // for tcp: the address to listen on
+	Port    string // for tcp
+}
+
+// ParseListenAddr parses a listen address (see ParseListen).
+func ParseListenAddr(s string) (ListenAddr, error) {
+	network, addr, err := ParseListen(s)
+	if err != nil {
+		return ListenAddr{}, err
+	}
+	if network == "unix" {
+		return ListenAddr{Network: network, Path: path.Clean(addr)}, nil
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	return ListenAddr{Network: network, Host: host, Port: port}, nil
+}
+
+// DialHost is the host an MTA on this machine connects to: a wildcard
+// listen address is reached on loopback.
+func (l ListenAddr) DialHost() string {
+	switch l.Host {
+	case "0.0.0.0":
+		return "127.0.0.1"
+	case "::":
+		return "::1"
+	}
+	return l.Host
 }
 
 // ParseListen splits a listen address into a net.Listen network and

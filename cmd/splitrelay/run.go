@@ -157,8 +157,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				log.Warn("shutdown did not drain", milter.KeyErr, err)
 			}
-			if network := listen; len(network) > 5 && network[:5] == "unix:" {
-				os.Remove(network[5:])
+			if la, err := rules.ParseListenAddr(listen); err == nil && la.Network == "unix" {
+				os.Remove(la.Path)
 			}
 			log.Info("stopped")
 			return 0

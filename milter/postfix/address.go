@@ -24,40 +24,21 @@ import (
 //     "inet:host:port"; a wildcard listen host (empty, 0.0.0.0, ::) is
 //     reached on the loopback address.
 func milterAddress(listen, queueDir string) (addr string, notes []string, err error) {
-	kind, rest, ok := strings.Cut(listen, ":")
-	if !ok {
-		return "", nil, fmt.Errorf("postfix: milter.listen %q: want unix:/path or inet:host:port", listen)
+	la, err := rules.ParseListenAddr(listen)
+	if err != nil {
+		return "", nil, fmt.Errorf("postfix: milter.listen %w", err)
 	}
-	switch strings.ToLower(kind) {
-	case "unix":
-		if !path.IsAbs(rest) {
-			return "", nil, fmt.Errorf("postfix: milter.listen %q: the socket path must be absolute", listen)
-		}
-		sock, queue := path.Clean(rest), path.Clean(queueDir)
-		if rel, ok := strings.CutPrefix(sock, queue+"/"); ok {
-			return "unix:" + rel, nil, nil
-		}
-		return "unix:" + sock, []string{
-			"The milter socket " + sock + " is outside the Postfix queue directory " + queue +
-				": a chrooted smtpd (chroot column \"y\" in master.cf) cannot reach it.",
-		}, nil
-	case "inet", "tcp":
-		host, port, err := net.SplitHostPort(rest)
-		if err != nil {
-			return "", nil, fmt.Errorf("postfix: milter.listen %q: %w", listen, err)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", nil, fmt.Errorf("postfix: milter.listen %q: bad port %q", listen, port)
-		}
-		switch host {
-		case "", "0.0.0.0":
-			host = "127.0.0.1"
-		case "::":
-			host = "::1"
-		}
-		return "inet:" + net.JoinHostPort(host, port), nil, nil
+	if la.Network == "tcp" {
+		return "inet:" + net.JoinHostPort(la.DialHost(), la.Port), nil, nil
 	}
-	return "", nil, fmt.Errorf("postfix: milter.listen %q: want unix:/path or inet:host:port", listen)
+	sock, queue := la.Path, path.Clean(queueDir)
+	if rel, ok := strings.CutPrefix(sock, queue+"/"); ok {
+		return "unix:" + rel, nil, nil
+	}
+	return "unix:" + sock, []string{
+		"The milter socket " + sock + " is outside the Postfix queue directory " + queue +
+			": a chrooted smtpd (chroot column \"y\" in master.cf) cannot reach it.",
+	}, nil
 }
 
 // Nexthop is the transport(5) next hop of route r for the host choice c,

@@ -2,8 +2,6 @@ package sendmail
 
 import (
 	"fmt"
-	"net"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,39 +122,20 @@ func Generate(rs *rules.Ruleset) (*Config, error) {
 // socket, "inet:PORT@HOST" or "inet6:PORT@HOST" for TCP; a wildcard listen
 // host is reached on the loopback address.
 func milterSpec(listen string) (string, error) {
-	kind, rest, ok := strings.Cut(listen, ":")
-	if !ok {
-		return "", fmt.Errorf("sendmail: milter.listen %q: want unix:/path or inet:host:port", listen)
+	la, err := rules.ParseListenAddr(listen)
+	if err != nil {
+		return "", fmt.Errorf("sendmail: milter.listen %w", err)
 	}
-	switch strings.ToLower(kind) {
-	case "unix":
-		if !path.IsAbs(rest) {
-			return "", fmt.Errorf("sendmail: milter.listen %q: the socket path must be absolute", listen)
-		}
-		if strings.ContainsAny(rest, ", \t`'") {
+	if la.Network == "unix" {
+		if strings.ContainsAny(la.Path, ", \t`'") {
 			return "", fmt.Errorf("sendmail: milter.listen %q: Sendmail cannot name a socket path with commas, quotes or blanks", listen)
 		}
-		return "local:" + path.Clean(rest), nil
-	case "inet", "tcp":
-		host, port, err := net.SplitHostPort(rest)
-		if err != nil {
-			return "", fmt.Errorf("sendmail: milter.listen %q: %w", listen, err)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("sendmail: milter.listen %q: bad port %q", listen, port)
-		}
-		switch host {
-		case "", "0.0.0.0":
-			host = "127.0.0.1"
-		case "::":
-			host = "::1"
-		}
-		if strings.Contains(host, ":") {
-			return "inet6:" + port + "@" + host, nil
-		}
-		return "inet:" + port + "@" + host, nil
+		return "local:" + la.Path, nil
 	}
-	return "", fmt.Errorf("sendmail: milter.listen %q: want unix:/path or inet:host:port", listen)
+	if host := la.DialHost(); strings.Contains(host, ":") {
+		return "inet6:" + la.Port + "@" + host, nil
+	}
+	return "inet:" + la.Port + "@" + la.DialHost(), nil
 }
 
 // sortedRoutes returns the routes in RouteNames order, checking that each

@@ -12,7 +12,9 @@ func TestMilterSpec(t *testing.T) {
 	tests := []struct{ listen, want string }{
 		{"unix:/run/splitrelay/milter.sock", "local:/run/splitrelay/milter.sock"},
 		{"inet:127.0.0.1:10028", "inet:10028@127.0.0.1"},
-		{"tcp::10028", "inet:10028@127.0.0.1"},
+		{"tcp:0.0.0.0:10028", "inet:10028@127.0.0.1"},
+		{"tcp::10028", ""}, // no host: the configuration is refused, so is this
+		{"inet:[::]:10028", "inet6:10028@::1"},
 		{"inet:[::1]:10028", "inet6:10028@::1"},
 		{"unix:relative.sock", ""},
 		{"unix:/a,b", ""},
