@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,34 @@ import (
 
 // Routes: named destinations ("Add route" in Google's console), validated
 // with the dialog's own rules.
+
+// ValidLabel reports whether n is a lower-case DNS label of letters,
+// digits and hyphens: what a route name must be to stand in an address,
+// a Postfix service name and a Sendmail mailer name. The loader and both
+// generators check with it, so they cannot drift apart.
+func ValidLabel(n string) bool { return validRouteName(n) }
+
+// ValidHostname reports whether h is a host name as the rules keep them
+// (lower-case A-labels; '_' allowed, which some internal hosts carry; at
+// most 63 octets a label, 253 in all). The generators check every name
+// they write with it.
+func ValidHostname(h string) bool { return validHostname(h) }
+
+// SortedRoutes returns the routes in RouteNames order (for a Ruleset
+// built by hand without RouteNames, by name).
+func (rs *Ruleset) SortedRoutes() []*Route {
+	names := rs.RouteNames
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(rs.Routes))
+	}
+	out := make([]*Route, 0, len(names))
+	for _, n := range names {
+		if r := rs.Routes[n]; r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // routeName is a DNS label and a Postfix service name suffix.
 func validRouteName(n string) bool {

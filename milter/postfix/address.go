@@ -102,38 +102,12 @@ func Transport(r *rules.Route, c rules.Choice) (string, error) {
 	return ServicePrefix + r.Name + ":" + nh, nil
 }
 
-// isLabel reports whether s is a DNS label of letters, digits and hyphens:
-// what a route name must be to appear in an address and a service name.
-func isLabel(s string) bool { return label(s, false) }
-
-// isDomain reports whether s is a dot-separated sequence of labels (ASCII:
-// the rules keep host names as IDNA A-labels). Like the rules, it accepts
-// '_' in host names, which some internal hosts carry.
-func isDomain(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for l := range strings.SplitSeq(s, ".") {
-		if !label(l, true) {
-			return false
-		}
-	}
-	return true
-}
-
-func label(s string, underscore bool) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' && underscore) {
-			return false
-		}
-	}
-	return true
-}
-
 // quoteRegexp escapes a domain name for a POSIX extended regular expression
 // inside a regexp_table(5) "/pattern/": only the dot is special in a name
 // made of labels.
 func quoteRegexp(domain string) string { return strings.ReplaceAll(domain, ".", `\.`) }
+
+// isLabel and isDomain are the rules' own checks (one copy for the loader
+// and both generators).
+func isLabel(s string) bool  { return rules.ValidLabel(s) }
+func isDomain(s string) bool { return rules.ValidHostname(s) }

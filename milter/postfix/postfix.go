@@ -3,7 +3,6 @@ package postfix
 import (
 	"fmt"
 	"path"
-	"slices"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -142,7 +141,7 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{Source: rs.Name, ConfigDir: opt.ConfigDir, MapDir: path.Clean(opt.MapDir), Notes: notes}
-	routes, err := sortedRoutes(rs)
+	routes, err := checkedRoutes(rs)
 	if err != nil {
 		return nil, err
 	}
@@ -248,27 +247,14 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 // mapRef is the "regexp:/path" of the named map.
 func (c *Config) mapRef(name string) string { return "regexp:" + path.Join(c.MapDir, name) }
 
-// sortedRoutes returns the routes in RouteNames order (all of Routes when
-// RouteNames is empty, sorted), checking that each name can be a DNS label
-// and a master.cf service name.
-func sortedRoutes(rs *rules.Ruleset) ([]*rules.Route, error) {
-	names := rs.RouteNames
-	if len(names) == 0 {
-		for n := range rs.Routes {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-	}
-	var out []*rules.Route
-	for _, n := range names {
-		r := rs.Routes[n]
-		if r == nil {
-			return nil, fmt.Errorf("postfix: route %q: missing", n)
-		}
-		if !isLabel(r.Name) {
+// checkedRoutes is rs.SortedRoutes, each name checked once more before it
+// becomes part of an address and a master.cf service name.
+func checkedRoutes(rs *rules.Ruleset) ([]*rules.Route, error) {
+	routes := rs.SortedRoutes()
+	for _, r := range routes {
+		if !rules.ValidLabel(r.Name) {
 			return nil, fmt.Errorf("postfix: route %q: name must be a DNS label (letters, digits, hyphens) to be part of an address", r.Name)
 		}
-		out = append(out, r)
 	}
-	return out, nil
+	return routes, nil
 }

@@ -2,7 +2,6 @@ package sendmail
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -88,7 +87,7 @@ func Generate(rs *rules.Ruleset) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := sortedRoutes(rs)
+	routes, err := checkedRoutes(rs)
 	if err != nil {
 		return nil, err
 	}
@@ -138,55 +137,6 @@ func milterSpec(listen string) (string, error) {
 	return "inet:" + la.Port + "@" + la.DialHost(), nil
 }
 
-// sortedRoutes returns the routes in RouteNames order, checking that each
-// name is one Sendmail token and a DNS label.
-func sortedRoutes(rs *rules.Ruleset) ([]*rules.Route, error) {
-	names := rs.RouteNames
-	if len(names) == 0 {
-		for n := range rs.Routes {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-	}
-	var out []*rules.Route
-	for _, n := range names {
-		r := rs.Routes[n]
-		if r == nil {
-			return nil, fmt.Errorf("sendmail: route %q: missing", n)
-		}
-		if !label(r.Name, false) {
-			return nil, fmt.Errorf("sendmail: route %q: name must be a DNS label (letters, digits, hyphens) to be part of an address", r.Name)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// isDomain reports whether s is a dot-separated sequence of labels.
-func isDomain(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for l := range strings.SplitSeq(s, ".") {
-		if !label(l, true) {
-			return false
-		}
-	}
-	return true
-}
-
-func label(s string, underscore bool) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' && underscore) {
-			return false
-		}
-	}
-	return true
-}
-
 // tokens writes a domain as Sendmail's tokenizer splits it: "a . b . c".
 func tokens(domain string) string { return strings.ReplaceAll(domain, ".", " . ") }
 
@@ -196,3 +146,18 @@ func oneLine(s string) string {
 	s = strings.NewReplacer("`", "", "'", "").Replace(s)
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// checkedRoutes is rs.SortedRoutes, each name checked once more before it
+// becomes part of an address and a mailer name.
+func checkedRoutes(rs *rules.Ruleset) ([]*rules.Route, error) {
+	routes := rs.SortedRoutes()
+	for _, r := range routes {
+		if !rules.ValidLabel(r.Name) {
+			return nil, fmt.Errorf("sendmail: route %q: name must be a DNS label (letters, digits, hyphens) to be part of an address", r.Name)
+		}
+	}
+	return routes, nil
+}
+
+// isDomain is the rules' own host name check.
+func isDomain(s string) bool { return rules.ValidHostname(s) }
