@@ -24,10 +24,9 @@ import (
 // body with one where every address of the routing namespace is the
 // original again (SMFIR_REPLBODY). Nothing else in the notice changes.
 //
-// The body is read only for such mail: for any other message the milter
-// answers the first body chunk with SKIP (SMFIP_SKIP), unless the relay
-// size limit needs the whole body (then Postfix sends it without waiting
-// for replies, and nothing is kept).
+// The body is kept only for such mail: Postfix sends every message's body
+// without waiting for replies (negotiate, in server.go), and of any other
+// message nothing is kept.
 
 // maxDSNBody bounds what is kept of a notice's body (Postfix's
 // bounce_size_limit, 50000 bytes of the original by default, keeps them
@@ -43,8 +42,7 @@ type dsn struct {
 }
 
 // bodyChunk is the BodyChunk hook: it keeps the body of a local
-// null-sender message and tells Postfix to skip the body of any other
-// (when the protocol lets it).
+// null-sender message; of any other, nothing.
 func (ss *session) bodyChunk(chunk []byte, m gomilter.Modifier) *gomilter.Response {
 	if ss.client.Local && ss.dsn.nullSender {
 		d := &ss.dsn
@@ -55,9 +53,6 @@ func (ss *session) bodyChunk(chunk []byte, m gomilter.Modifier) *gomilter.Respon
 			d.body.Write(chunk)
 		}
 		return gomilter.RespContinue
-	}
-	if m.Protocol()&gomilter.OptSkip != 0 {
-		return gomilter.RespSkip
 	}
 	return gomilter.RespContinue
 }

@@ -15,7 +15,6 @@ type dirBuilder struct {
 	direct  [][]uint32        // group number -> direct member numbers
 	groupOf []int32           // member number -> group number when the member is a group of ours, else -1 (filled by build)
 	domains map[string]string // raw domain -> A-label, so a million users do not run IDNA a million times
-	key     []byte
 }
 
 func newDirBuilder(capacity int) *dirBuilder {

@@ -20,7 +20,7 @@ type fileMetrics struct {
 // would listen on every interface, and metrics reveal routes and rule names.
 func (l *loader) metrics(f *file, rs *Ruleset) {
 	m := f.Metrics
-	rs.Metrics = Metrics{Listen: m.Listen}
+	rs.Metrics = Metrics(m)
 	if m.Listen == "" {
 		return
 	}

@@ -107,7 +107,6 @@ func Transport(r *rules.Route, c rules.Choice) (string, error) {
 // made of labels.
 func quoteRegexp(domain string) string { return strings.ReplaceAll(domain, ".", `\.`) }
 
-// isLabel and isDomain are the rules' own checks (one copy for the loader
-// and both generators).
-func isLabel(s string) bool  { return rules.ValidLabel(s) }
+// isDomain is the rules' own host name check (one copy for the loader and
+// both generators).
 func isDomain(s string) bool { return rules.ValidHostname(s) }

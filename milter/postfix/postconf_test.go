@@ -12,28 +12,6 @@ import (
 	"time"
 )
 
-// Templates the tests build private Postfix configurations from: the
-// files the Debian package ships, never the machine's /etc/postfix (the
-// site's configuration, which `make test` hides).
-const (
-	pristineMainCF   = "/usr/share/postfix/main.cf.debian" // what Debian's postinst starts main.cf from
-	pristineMasterCF = "/usr/share/postfix/master.cf.dist"
-)
-
-// requireTools skips without Postfix's commands, except under make test
-// (SPLITRELAY_E2E=1), where a missing tool is a failure.
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("SPLITRELAY_E2E") == "1" {
-				t.Fatalf("%s not installed (run make deps)", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
 // postfixDir is siteDir with some settings of its own, so that the
 // script must merge, not replace.
 func postfixDir(t *testing.T) (etc string) {
