@@ -62,8 +62,19 @@ say "MTA-neutral: depends on postfix | sendmail-bin; scripts never touch an MTA'
 dpkg-deb -f "$deb" Depends | grep -q 'postfix | sendmail-bin' || die "Depends is '$(dpkg-deb -f "$deb" Depends)', want postfix | sendmail-bin"
 ctrl=$(mktemp -d)
 dpkg-deb -e "$deb" "$ctrl"
-# Code only: the comments say what the scripts do not do.
-if sed 's/^[[:space:]]*#.*//' "$ctrl"/postinst "$ctrl"/prerm "$ctrl"/postrm |
+# Code only: the comments say what the scripts do not do, a message (a
+# here-document) may tell the administrator what to run, and reading the
+# MTA's configuration to decide whether to say it ([ -f … ], grep -qs …)
+# changes nothing.
+code() {
+	awk -v q="'" '
+		tag != "" { if ($0 == tag) tag = ""; next }
+		{ sub(/^[[:space:]]*#.*/, "") }
+		match($0, /<<[^ ]+/) { tag = substr($0, RSTART + 2, RLENGTH - 2); gsub(q, "", tag) }
+		{ print }
+	' "$@" | sed -E 's#\[ -[efd] /etc/(postfix|mail)/[^]]*\]##g; s#grep -qs [^ ]+ /etc/(postfix|mail)/[^ ;]*##g'
+}
+if code "$ctrl"/postinst "$ctrl"/prerm "$ctrl"/postrm |
 	grep -nE '/etc/(postfix|mail)|postconf|postfix (reload|restart)|sendmailconfig|/etc/init.d/(postfix|sendmail)|(systemctl|invoke-rc.d|deb-systemd-invoke) [a-z-]+ (postfix|sendmail)'; then
 	rm -rf "$ctrl"
 	die "a maintainer script touches the MTA (above)"
