@@ -69,7 +69,7 @@ soak: deps
 bench-directory:
 	$(GO) test ./rules -run '^$$' -bench 'DirectoryLoad' -benchtime 3x
 	$(GO) test ./rules -run '^$$' -bench 'DirectoryDecide|DirectoryResolve'
-	$(GO) test ./cmd/splitrelay -run '^$$' -bench ReloadRSS -benchtime 1x
+	$(GO) test ./cmd/splitrelay/e2e -run '^$$' -bench ReloadRSS -benchtime 1x
 	$(GO) test ./milter/ldapsync -run '^$$' -bench Sync -benchtime 1x
 
 demo: deps

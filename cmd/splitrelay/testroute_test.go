@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"github.com/splitrelay/splitrelay/cmd/splitrelay/internal/routetest"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,16 +19,16 @@ import (
 // routeWorld is a DNS server and the CA for test-route cases.
 type routeWorld struct {
 	t      *testing.T
-	ca     *testCA
+	ca     *routetest.CA
 	caFile string
-	dns    *dnsServer
+	dns    *routetest.DNSServer
 	dir    string
 }
 
 func newRouteWorld(t *testing.T, records ...string) *routeWorld {
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	return &routeWorld{t: t, ca: ca, caFile: ca.WriteFile(t, dir), dns: startDNS(t, records...), dir: dir}
+	ca := routetest.NewCA(t)
+	return &routeWorld{t: t, ca: ca, caFile: ca.WriteFile(t, dir), dns: routetest.StartDNS(t, records...), dir: dir}
 }
 
 // run writes config (with {{PORT}} replaced) and runs test-route on route.
@@ -88,8 +89,8 @@ func TestTestRouteMX(t *testing.T) {
 	)
 	port := freePortOn(t, "127.0.0.1", "127.0.0.2")
 	cert := w.ca.Leaf(t, "mx1.example.net")
-	startSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), "mx1.example.net", serverTLS{cert: &cert})
-	startSMTP(t, fmt.Sprintf("127.0.0.2:%d", port), "mx2.example.net", serverTLS{})
+	routetest.StartSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), "mx1.example.net", routetest.ServerTLS{Cert: &cert})
+	routetest.StartSMTP(t, fmt.Sprintf("127.0.0.2:%d", port), "mx2.example.net", routetest.ServerTLS{})
 	out, errOut, code := w.run(`
 [routes.archive]
 host = "example.net"
@@ -115,10 +116,10 @@ func TestTestRouteTables(t *testing.T) {
 		"c.example.net. 60 IN A 127.0.0.4",
 	)
 	port := freePortOn(t, "127.0.0.1", "127.0.0.3", "127.0.0.4")
-	a, b, c := w.ca.Leaf(t, "a.example.net"), (*testCA)(nil).Leaf(t, "b.example.net"), w.ca.Leaf(t, "other.example.net")
-	startSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), "a", serverTLS{cert: &a})
-	startSMTP(t, fmt.Sprintf("127.0.0.3:%d", port), "b", serverTLS{cert: &b})
-	startSMTP(t, fmt.Sprintf("127.0.0.4:%d", port), "c", serverTLS{cert: &c})
+	a, b, c := w.ca.Leaf(t, "a.example.net"), (*routetest.CA)(nil).Leaf(t, "b.example.net"), w.ca.Leaf(t, "other.example.net")
+	routetest.StartSMTP(t, fmt.Sprintf("127.0.0.1:%d", port), "a", routetest.ServerTLS{Cert: &a})
+	routetest.StartSMTP(t, fmt.Sprintf("127.0.0.3:%d", port), "b", routetest.ServerTLS{Cert: &b})
+	routetest.StartSMTP(t, fmt.Sprintf("127.0.0.4:%d", port), "c", routetest.ServerTLS{Cert: &c})
 	const config = `
 [routes.legacy]
 primary = [{ host = "a.example.net", port = {{PORT}}, load = 70 }, { host = "b.example.net", port = {{PORT}}, load = 30 }]
@@ -143,7 +144,7 @@ require_tls = true
 // without TLS.
 func TestTestRouteFailures(t *testing.T) {
 	w := newRouteWorld(t, "plain.example.net. 60 IN A 127.0.0.1", "silent.example.net. 60 IN A 127.0.0.1")
-	plain := startSMTP(t, "127.0.0.1:0", "plain", serverTLS{})
+	plain := routetest.StartSMTP(t, "127.0.0.1:0", "plain", routetest.ServerTLS{})
 	_, pp, _ := net.SplitHostPort(plain.Addr)
 	port, _ := strconv.Atoi(pp)
 
@@ -197,7 +198,7 @@ func TestTestRouteFailures(t *testing.T) {
 	}
 }
 
-func certPool(t *testing.T, ca *testCA) *x509.CertPool {
+func certPool(t *testing.T, ca *routetest.CA) *x509.CertPool {
 	t.Helper()
 	p := x509.NewCertPool()
 	if !p.AppendCertsFromPEM(ca.PEM) {
@@ -208,9 +209,9 @@ func certPool(t *testing.T, ca *testCA) *x509.CertPool {
 
 // TestProbeImplicitTLS: on port 465 routes the prober speaks TLS at once.
 func TestProbeImplicitTLS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := routetest.NewCA(t)
 	cert := ca.Leaf(t, "smtps.example.net")
-	s := startSMTP(t, "127.0.0.1:0", "smtps", serverTLS{cert: &cert, implicit: true})
+	s := routetest.StartSMTP(t, "127.0.0.1:0", "smtps", routetest.ServerTLS{Cert: &cert, Implicit: true})
 	p := &prober{helo: "gw.example.com", timeout: 5 * time.Second, now: time.Now}
 	p.roots = certPool(t, ca)
 	res := p.run(context.Background(), s.Addr, "smtps.example.net", true)

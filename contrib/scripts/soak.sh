@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make soak: the soak test (cmd/splitrelay/soak_test.go) through a private
+# make soak: the soak test (cmd/splitrelay/e2e/soak_test.go) through a private
 # Postfix and the real daemon. SOAK_MESSAGES (default 10000), SOAK_SESSIONS
 # (50), SOAK_TIMEOUT (15m, the client's retry budget) and SOAK_HOSTILE=1
 # (every seventh message in a form Postfix canonicalises: issue 9) tune it;
@@ -20,4 +20,4 @@ export MAIL_CONFIG="$T/noconf"
 filter() {
 	if [ "${SOAK_VERBOSE:-}" = 1 ]; then cat; else grep -v -e '^ *time=' -e 'splitrelay log:' || true; fi
 }
-SPLITRELAY_SOAK=1 SPLITRELAY_E2E=1 "$GO" test -count=1 -timeout 30m -run '^TestSoak$' -v ./cmd/splitrelay | filter
+SPLITRELAY_SOAK=1 SPLITRELAY_E2E=1 "$GO" test -count=1 -timeout 30m -run '^TestSoak$' -v ./cmd/splitrelay/e2e | filter

@@ -1,4 +1,8 @@
-package main
+// Package routetest is the test world of route tests (test-route's unit
+// tests and the route end-to-end suite): a CA issuing certificates, SMTP
+// servers with chosen TLS, a DNS server on loopback. It is not part of the
+// splitrelay binary.
+package routetest
 
 import (
 	"crypto/ecdsa"
@@ -25,8 +29,8 @@ import (
 // servers with and without TLS (emersion/go-smtp: smtp-sink has no TLS),
 // and a DNS server (miekg/dns). Everything listens on loopback only.
 
-// testCA is a certificate authority generated for one test.
-type testCA struct {
+// CA is a certificate authority generated for one test.
+type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	PEM  []byte // the CA certificate
@@ -38,7 +42,7 @@ var (
 	certNotAfter  = time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)
 )
 
-func newTestCA(t testing.TB) *testCA {
+func NewCA(t testing.TB) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -58,12 +62,12 @@ func newTestCA(t testing.TB) *testCA {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &CA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
 // WriteFile writes the CA certificate to dir/ca.pem, readable by all (the
 // postfix user reads it as smtp_tls_CAfile).
-func (ca *testCA) WriteFile(t testing.TB, dir string) string {
+func (ca *CA) WriteFile(t testing.TB, dir string) string {
 	t.Helper()
 	f := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(f, ca.PEM, 0o644); err != nil {
@@ -74,7 +78,7 @@ func (ca *testCA) WriteFile(t testing.TB, dir string) string {
 
 // Leaf issues a server certificate for the DNS names; a nil ca makes it
 // self-signed.
-func (ca *testCA) Leaf(t testing.TB, names ...string) tls.Certificate {
+func (ca *CA) Leaf(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -100,9 +104,9 @@ func (ca *testCA) Leaf(t testing.TB, names ...string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// smtpServer is a downstream SMTP server that accepts every transaction
+// SMTPServer is a downstream SMTP server that accepts every transaction
 // and records its recipients.
-type smtpServer struct {
+type SMTPServer struct {
 	Addr string
 	srv  *smtp.Server
 	ln   net.Listener
@@ -112,17 +116,17 @@ type smtpServer struct {
 	tls   []bool   // per completed transaction: over TLS
 }
 
-// serverTLS says how an smtpServer speaks TLS.
-type serverTLS struct {
-	cert     *tls.Certificate // nil: no TLS
-	implicit bool             // TLS from the first byte (port 465 style) instead of STARTTLS
+// ServerTLS says how an SMTPServer speaks TLS.
+type ServerTLS struct {
+	Cert     *tls.Certificate // nil: no TLS
+	Implicit bool             // TLS from the first byte (port 465 style) instead of STARTTLS
 }
 
-// startSMTP starts a server on addr ("127.0.0.1:0" for any port) and
+// StartSMTP starts a server on addr ("127.0.0.1:0" for any port) and
 // stops it when the test ends.
-func startSMTP(t testing.TB, addr, name string, st serverTLS) *smtpServer {
+func StartSMTP(t testing.TB, addr, name string, st ServerTLS) *SMTPServer {
 	t.Helper()
-	s := &smtpServer{}
+	s := &SMTPServer{}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
 		return &smtpSession{s: s, tls: isTLS}, nil
@@ -142,9 +146,9 @@ func startSMTP(t testing.TB, addr, name string, st serverTLS) *smtpServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.cert != nil {
-		cfg := &tls.Config{Certificates: []tls.Certificate{*st.cert}}
-		if st.implicit {
+	if st.Cert != nil {
+		cfg := &tls.Config{Certificates: []tls.Certificate{*st.Cert}}
+		if st.Implicit {
 			ln = tls.NewListener(ln, cfg)
 		} else {
 			s.srv.TLSConfig = cfg
@@ -157,17 +161,17 @@ func startSMTP(t testing.TB, addr, name string, st serverTLS) *smtpServer {
 }
 
 // Stop closes the listener and every connection.
-func (s *smtpServer) Stop() { s.srv.Close() }
+func (s *SMTPServer) Stop() { s.srv.Close() }
 
 // Rcpts returns the recipients received so far.
-func (s *smtpServer) Rcpts() []string {
+func (s *SMTPServer) Rcpts() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.rcpts...)
 }
 
 // AllTLS reports whether every completed transaction came over TLS.
-func (s *smtpServer) AllTLS() bool {
+func (s *SMTPServer) AllTLS() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range s.tls {
@@ -179,7 +183,7 @@ func (s *smtpServer) AllTLS() bool {
 }
 
 type smtpSession struct {
-	s     *smtpServer
+	s     *SMTPServer
 	tls   bool
 	rcpts []string
 }
@@ -202,16 +206,16 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	return nil
 }
 
-// dnsServer answers from a fixed set of records, over UDP and TCP on one
+// DNSServer answers from a fixed set of records, over UDP and TCP on one
 // loopback port.
-type dnsServer struct {
+type DNSServer struct {
 	Addr string
 }
 
-// startDNS serves records (zone-file lines, e.g. "example.net. MX 10
+// StartDNS serves records (zone-file lines, e.g. "example.net. MX 10
 // mx1.example.net."); any other name is NXDOMAIN, any other type of a
 // known name is an empty answer.
-func startDNS(t testing.TB, records ...string) *dnsServer {
+func StartDNS(t testing.TB, records ...string) *DNSServer {
 	t.Helper()
 	byName := map[string][]dns.RR{}
 	for _, r := range records {
@@ -261,5 +265,5 @@ func startDNS(t testing.TB, records ...string) *dnsServer {
 	go udp.ActivateAndServe()
 	go tcp.ActivateAndServe()
 	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
-	return &dnsServer{Addr: pc.LocalAddr().String()}
+	return &DNSServer{Addr: pc.LocalAddr().String()}
 }

@@ -1,8 +1,10 @@
-package main
+package e2e
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/splitrelay/splitrelay/milter/postfixtest"
+	"github.com/splitrelay/splitrelay/rules"
 )
 
 // The end-to-end suite runs the real splitrelay binary in front of a real,
@@ -50,7 +53,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "splitrelay")
-		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", builtBin, "..").CombinedOutput() // cmd/splitrelay
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -352,4 +355,61 @@ func (s *site) landed(want map[string][]string) map[string][]postfixtest.Message
 		got[name] = msgs
 	}
 	return got
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files the end-to-end suite compares with")
+
+// runCmd runs the splitrelay binary under test and returns its exit code
+// and output.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(binary(t), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("splitrelay %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, out.String(), errOut.String()
+}
+
+// loadConfig loads a configuration as the daemon does (users_files and
+// other files relative to its directory), for its config id and rules.
+func loadConfig(path string) (*rules.Ruleset, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return rules.Load(path, data, dirFiles(filepath.Dir(path)))
+}
+
+// dirFiles reads files relative to a directory.
+type dirFiles string
+
+func (d dirFiles) ReadFile(name string) ([]byte, error) {
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(string(d), name)
+	}
+	return os.ReadFile(name)
+}
+
+// golden compares got with a golden file (-update rewrites it).
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", file, got, want)
+	}
 }

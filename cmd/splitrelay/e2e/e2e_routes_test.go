@@ -1,8 +1,9 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/splitrelay/splitrelay/cmd/splitrelay/internal/routetest"
 	"math"
 	"net"
 	"net/smtp"
@@ -45,7 +46,7 @@ route = "legacy"
 // newRouteSite starts Postfix, the normal-delivery sink and the daemon for
 // the [routes.legacy] table given. ca, when not nil, becomes Postfix's
 // smtp_tls_CAfile: the trust anchor for require_ca_signed.
-func newRouteSite(t *testing.T, routes string, ca *testCA) *site {
+func newRouteSite(t *testing.T, routes string, ca *routetest.CA) *site {
 	t.Helper()
 	postfixtest.Require(t)
 	s := &site{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
@@ -235,8 +236,8 @@ require_tls = true
 
 	// A TLS-capable server on the same address: the retry delivers.
 	plain.Stop(t)
-	cert := (*testCA)(nil).Leaf(t, "localhost") // require_tls alone checks no certificate
-	tlsSrv := startSMTP(t, plain.Addr, "tls.test", serverTLS{cert: &cert})
+	cert := (*routetest.CA)(nil).Leaf(t, "localhost") // require_tls alone checks no certificate
+	tlsSrv := routetest.StartSMTP(t, plain.Addr, "tls.test", routetest.ServerTLS{Cert: &cert})
 	s.pf.Flush(t)
 	s.pf.WaitQueueEmpty(t, 60*time.Second)
 	if got := tlsSrv.Rcpts(); len(got) != 1 || got[0] != "carol@example.com" || !tlsSrv.AllTLS() {
@@ -249,11 +250,11 @@ require_tls = true
 // the right name leaves the message deferred; a certificate from the
 // trusted (test) CA naming the host gets it delivered.
 func TestE2ERouteVerifiedTLS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := routetest.NewCA(t)
 	port := postfixtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	self := (*testCA)(nil).Leaf(t, "localhost")
-	selfSrv := startSMTP(t, addr, "localhost", serverTLS{cert: &self})
+	self := (*routetest.CA)(nil).Leaf(t, "localhost")
+	selfSrv := routetest.StartSMTP(t, addr, "localhost", routetest.ServerTLS{Cert: &self})
 	s := newRouteSite(t, fmt.Sprintf(`[routes.legacy]
 host = "localhost"
 port = %d
@@ -277,7 +278,7 @@ validate_hostname = true
 	// A certificate from the trusted CA for another name: still deferred.
 	selfSrv.Stop()
 	other := ca.Leaf(t, "other.example.net")
-	otherSrv := startSMTP(t, addr, "localhost", serverTLS{cert: &other})
+	otherSrv := routetest.StartSMTP(t, addr, "localhost", routetest.ServerTLS{Cert: &other})
 	s.pf.Flush(t)
 	s.pf.WaitLog(t, "certificate verification failed for localhost.*hostname mismatch", 30*time.Second)
 	s.pf.WaitDeferred(t, id, 30*time.Second)
@@ -287,7 +288,7 @@ validate_hostname = true
 
 	otherSrv.Stop()
 	good := ca.Leaf(t, "localhost")
-	goodSrv := startSMTP(t, addr, "localhost", serverTLS{cert: &good})
+	goodSrv := routetest.StartSMTP(t, addr, "localhost", routetest.ServerTLS{Cert: &good})
 	s.pf.Flush(t)
 	s.pf.WaitQueueEmpty(t, 60*time.Second)
 	if got := goodSrv.Rcpts(); len(got) != 1 || got[0] != "carol@example.com" || !goodSrv.AllTLS() {
@@ -313,17 +314,18 @@ secondary = [{ host = "backup.corp.example.com", port = 2525 }]
 	}
 	picked := map[string]bool{}
 	for seed := range 20 {
-		var out, errb bytes.Buffer
-		if code := dispatch([]string{"explain", "-c", cfg, "--from", "x@elsewhere.test", "--to", "carol@example.com", "--seed", fmt.Sprint(seed)}, &out, &errb); code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
+		code, stdout, stderr := runCmd(t, "explain", "-c", cfg, "--from", "x@elsewhere.test", "--to", "carol@example.com", "--seed", fmt.Sprint(seed))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
 		}
+		out := bytes.NewBufferString(stdout)
 		for _, l := range strings.Split(out.String(), "\n") {
 			if f := strings.Fields(l); len(f) > 1 && f[0] == "host" {
 				picked[f[1]] = true
 			}
 		}
 		if seed == 0 {
-			golden(t, "../../testdata/cmd/explain-hosts.golden", strings.ReplaceAll(out.String(), cfg, "routes.toml"))
+			golden(t, "../../../testdata/cmd/explain-hosts.golden", strings.ReplaceAll(out.String(), cfg, "routes.toml"))
 		}
 	}
 	if !picked["ex1.corp.example.com:25"] || !picked["ex2.corp.example.com:25"] || len(picked) != 2 {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -228,7 +228,7 @@ func rssMB(b *testing.B, pid int, field string) float64 {
 func binaryB(b *testing.B) string {
 	b.Helper()
 	p := filepath.Join(b.TempDir(), "splitrelay")
-	if out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", p, "..").CombinedOutput(); err != nil { // cmd/splitrelay
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	return p

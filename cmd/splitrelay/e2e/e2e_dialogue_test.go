@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"path/filepath"
@@ -52,7 +52,7 @@ require_tls = true
 }
 
 func dialogueFiles() ([]string, error) {
-	return filepath.Glob(filepath.Join("..", "..", "testdata", "clients", "*.smtp"))
+	return filepath.Glob(filepath.Join("..", "..", "..", "testdata", "clients", "*.smtp"))
 }
 
 func TestE2EClientDialogues(t *testing.T) {
