@@ -48,12 +48,16 @@ func searchableByOthers(dir string) bool {
 	}
 }
 
-// removeTempDir removes dir, unless SPLITRELAY_E2E_KEEP=1. Processes that
-// were just stopped may still be writing, so it tries a few times; a
-// leftover directory is logged, not a test failure.
-func removeTempDir(t testing.TB, dir string) {
+// removeTempDir removes dir, unless SPLITRELAY_E2E_KEEP=1 (RemoveTestDir).
+func removeTempDir(t testing.TB, dir string) { RemoveTestDir(t, "postfixtest", dir) }
+
+// RemoveTestDir removes a harness's directory, unless SPLITRELAY_E2E_KEEP=1.
+// Processes that were just stopped may still be writing, so it tries a
+// few times; a leftover directory is logged (by who), not a test failure.
+// sendmailtest uses it too.
+func RemoveTestDir(t testing.TB, who, dir string) {
 	if os.Getenv(EnvKeep) == "1" {
-		t.Logf("postfixtest: keeping %s (%s=1)", dir, EnvKeep)
+		t.Logf("%s: keeping %s (%s=1)", who, dir, EnvKeep)
 		return
 	}
 	var err error
@@ -63,7 +67,7 @@ func removeTempDir(t testing.TB, dir string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("postfixtest: remove %s: %v", dir, err)
+	t.Logf("%s: remove %s: %v", who, dir, err)
 }
 
 func fileExists(path string) bool {
@@ -72,7 +76,11 @@ func fileExists(path string) bool {
 }
 
 // tail returns the last n lines of s.
-func tail(s string, n int) string {
+func tail(s string, n int) string { return Tail(s, n) }
+
+// Tail returns the last n lines of s (for failure messages; sendmailtest
+// uses it too).
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -21,9 +21,19 @@ func (in *Instance) Log() string {
 
 // LogLines returns the log lines that contain substr, e.g. a queue ID
 // followed by a colon.
-func (in *Instance) LogLines(substr string) []string {
+func (in *Instance) LogLines(substr string) []string { return LinesWith(in.Log(), substr) }
+
+// WaitLog waits until a log line matches the regular expression pattern and
+// returns all matching lines; it fails the test after timeout.
+func (in *Instance) WaitLog(t testing.TB, pattern string, timeout time.Duration) []string {
+	t.Helper()
+	return WaitLogOf(t, "postfixtest", in.Log, pattern, timeout)
+}
+
+// LinesWith returns the lines of log that contain substr.
+func LinesWith(log, substr string) []string {
 	var lines []string
-	for _, line := range strings.Split(in.Log(), "\n") {
+	for _, line := range strings.Split(log, "\n") {
 		if strings.Contains(line, substr) {
 			lines = append(lines, line)
 		}
@@ -31,15 +41,17 @@ func (in *Instance) LogLines(substr string) []string {
 	return lines
 }
 
-// WaitLog waits until a log line matches the regular expression pattern and
-// returns all matching lines; it fails the test after timeout.
-func (in *Instance) WaitLog(t testing.TB, pattern string, timeout time.Duration) []string {
+// WaitLogOf polls log until a line matches the regular expression pattern
+// and returns all matching lines; after timeout it fails the test, naming
+// who and showing the log's tail. The Postfix and Sendmail harnesses share
+// it.
+func WaitLogOf(t testing.TB, who string, log func() string, pattern string, timeout time.Duration) []string {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
 	deadline := time.Now().Add(timeout)
 	for {
 		var lines []string
-		for _, line := range strings.Split(in.Log(), "\n") {
+		for _, line := range strings.Split(log(), "\n") {
 			if re.MatchString(line) {
 				lines = append(lines, line)
 			}
@@ -48,7 +60,7 @@ func (in *Instance) WaitLog(t testing.TB, pattern string, timeout time.Duration)
 			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("postfixtest: no log line matches %q after %v; log tail:\n%s", pattern, timeout, tail(in.Log(), 30))
+			t.Fatalf("%s: no log line matches %q after %v; log tail:\n%s", who, pattern, timeout, tail(log(), 30))
 		}
 		time.Sleep(pollInterval)
 	}

@@ -15,17 +15,24 @@ import (
 )
 
 // writeServerCert writes a fresh self-signed certificate and key for name
-// into dir, for smtpd's STARTTLS: the tests need a real certificate, not
-// whatever the machine happens to have, and generating one takes
-// milliseconds.
+// into dir, for smtpd's STARTTLS (WriteCert).
 func writeServerCert(dir, name string) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, "smtpd-cert.pem"), filepath.Join(dir, "smtpd-key.pem")
+	return certFile, keyFile, WriteCert(certFile, keyFile, name)
+}
+
+// WriteCert writes a fresh self-signed server certificate for name to
+// certFile and its key to keyFile (0600): the test MTAs need a real
+// certificate for STARTTLS, not whatever the machine happens to have, and
+// generating one takes milliseconds. sendmailtest uses it too.
+func WriteCert(certFile, keyFile, name string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -38,18 +45,17 @@ func writeServerCert(dir, name string) (certFile, keyFile string, err error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", "", err
+		return err
 	}
-	certFile, keyFile = filepath.Join(dir, "smtpd-cert.pem"), filepath.Join(dir, "smtpd-key.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
+		return err
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return "", "", fmt.Errorf("write key: %w", err)
+		return fmt.Errorf("write key: %w", err)
 	}
-	return certFile, keyFile, nil
+	return nil
 }

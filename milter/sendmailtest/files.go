@@ -2,9 +2,9 @@ package sendmailtest
 
 import (
 	"os"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/splitrelay/splitrelay/milter/postfixtest"
 )
 
 // makeTempDir creates the instance directory, mode 0755 (the mail user
@@ -22,26 +22,7 @@ func makeTempDir(t testing.TB) string {
 }
 
 // removeTempDir removes dir unless SPLITRELAY_E2E_KEEP=1.
-func removeTempDir(t testing.TB, dir string) {
-	if os.Getenv(EnvKeep) == "1" {
-		t.Logf("sendmailtest: keeping %s (%s=1)", dir, EnvKeep)
-		return
-	}
-	var err error
-	for range 5 {
-		if err = os.RemoveAll(dir); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("sendmailtest: remove %s: %v", dir, err)
-}
+func removeTempDir(t testing.TB, dir string) { postfixtest.RemoveTestDir(t, "sendmailtest", dir) }
 
 // tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return postfixtest.Tail(s, n) }

@@ -4,10 +4,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/splitrelay/splitrelay/milter/postfixtest"
 )
 
 // listenSyslog binds Dir/dev/log, which the daemon's namespace sees as
@@ -61,35 +62,11 @@ func (in *Instance) Log() string {
 }
 
 // LogLines returns the log lines that contain substr, e.g. a queue ID.
-func (in *Instance) LogLines(substr string) []string {
-	var lines []string
-	for _, l := range strings.Split(in.Log(), "\n") {
-		if strings.Contains(l, substr) {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
+func (in *Instance) LogLines(substr string) []string { return postfixtest.LinesWith(in.Log(), substr) }
 
 // WaitLog waits until a log line matches the regular expression pattern
 // and returns the matching lines; it fails the test after timeout.
 func (in *Instance) WaitLog(t testing.TB, pattern string, timeout time.Duration) []string {
 	t.Helper()
-	re := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(timeout)
-	for {
-		var lines []string
-		for _, l := range strings.Split(in.Log(), "\n") {
-			if re.MatchString(l) {
-				lines = append(lines, l)
-			}
-		}
-		if len(lines) > 0 {
-			return lines
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sendmailtest: no log line matches %q after %v; log tail:\n%s", pattern, timeout, tail(in.Log(), 30))
-		}
-		time.Sleep(pollInterval)
-	}
+	return postfixtest.WaitLogOf(t, "sendmailtest", in.Log, pattern, timeout)
 }

@@ -1,60 +1,13 @@
 package sendmailtest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
-	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/splitrelay/splitrelay/milter/postfixtest"
 )
 
 // writeServerCert writes a fresh self-signed certificate and key for name
-// into dir (cert.pem, key.pem 0600), for STARTTLS: the tests need a real certificate, not
-// whatever the machine happens to have, and generating one takes
-// milliseconds.
+// into dir (cert.pem, key.pem), for Sendmail's STARTTLS.
 func writeServerCert(dir, name string) error {
-	_, _, err := writeCert(dir, name)
-	return err
-}
-
-func writeCert(dir, name string) (certFile, keyFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"postfixtest"}},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", "", err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return "", "", fmt.Errorf("write key: %w", err)
-	}
-	return certFile, keyFile, nil
+	return postfixtest.WriteCert(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), name)
 }
