@@ -130,8 +130,9 @@ func (t *Tx) rcpt(in RcptIn, r *Recipient) Verdict {
 	if in.Stored != "" {
 		var err error
 		a, err = ParseAddress(in.Stored)
-		known = err == nil
-		why = "the MTA's stored form " + in.Stored + " is not an address we can read"
+		if known = err == nil; !known {
+			why = "the MTA's stored form " + in.Stored + " is not an address we can read"
+		}
 		// Postfix's {rcpt_addr} comes out of trivial-rewrite lower-cased,
 		// while the queue file keeps the client's case: when the client's
 		// own form is the same address, route that one, so the route's
