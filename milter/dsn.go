@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-
-	gomilter "github.com/d--j/go-milter"
 )
 
 // Delivery status notifications name the original recipient.
@@ -43,7 +41,7 @@ type dsn struct {
 
 // bodyChunk is the BodyChunk hook: it keeps the body of a local
 // null-sender message; of any other, nothing.
-func (ss *session) bodyChunk(chunk []byte, m gomilter.Modifier) *gomilter.Response {
+func (ss *session) bodyChunk(chunk []byte) {
 	if ss.client.Local && ss.dsn.nullSender {
 		d := &ss.dsn
 		d.reading = true
@@ -52,24 +50,22 @@ func (ss *session) bodyChunk(chunk []byte, m gomilter.Modifier) *gomilter.Respon
 		} else if !d.tooBig {
 			d.body.Write(chunk)
 		}
-		return gomilter.RespContinue
 	}
-	return gomilter.RespContinue
 }
 
 // rewriteDSN is the end-of-message hook: in a local null-sender message,
 // addresses in the routing namespace become the original addresses.
-func (ss *session) rewriteDSN(m gomilter.Modifier, log *txlog) error {
+func (ss *session) rewriteDSN(log *txlog) error {
 	d := &ss.dsn
 	defer func() { *d = dsn{} }()
-	if !d.reading || d.tooBig || ss.rules == nil || m.Protocol()&gomilter.OptNoBody != 0 {
+	if !d.reading || d.tooBig || ss.rules == nil {
 		return nil
 	}
 	body, n := unroute(d.body.Bytes(), ss.rules.Milter.RoutingSuffix)
 	if n == 0 {
 		return nil
 	}
-	if err := m.ReplaceBody(bytes.NewReader(body)); err != nil {
+	if err := ss.c.ReplaceBody(body); err != nil {
 		return fmt.Errorf("replace notice body: %w", err)
 	}
 	log.Info("notice rewritten", slog.String(KeyAction, "unroute"),

@@ -3,8 +3,6 @@ package milter
 import (
 	"log/slog"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -26,8 +24,8 @@ type heloCheck struct {
 
 // noteHelo is the Helo hook: it compares the name with localhost names and
 // the gateway's own name (macro j, Postfix's $myhostname).
-func (ss *session) noteHelo(name string, m gomilter.Modifier) {
-	ss.helo.label = rules.BadHelo(name, m.Get(gomilter.MacroMTAFQDN))
+func (ss *session) noteHelo(name string) {
+	ss.helo.label = rules.BadHelo(name, ss.c.macro("j"))
 }
 
 // reportHelo is the RcptTo hook: on the session's first relay recipient

@@ -27,7 +27,7 @@ func Probe(ctx context.Context, network, addr, domain string) error {
 	c := gomilter.NewClient(network, addr,
 		gomilter.WithDialer(&net.Dialer{Timeout: timeout}),
 		gomilter.WithReadTimeout(timeout), gomilter.WithWriteTimeout(timeout),
-		gomilter.WithAction(Actions))
+		gomilter.WithAction(gomilter.OptAction(Actions)))
 	s, err := c.Session(nil)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", c, err)

@@ -42,7 +42,7 @@ func (c *quickAckConn) Read(b []byte) (int, error) {
 
 func wrapListener(ln net.Listener) net.Listener {
 	if _, ok := ln.(*net.TCPListener); ok {
-		return bufListener{quickAckListener{ln}}
+		return quickAckListener{ln}
 	}
-	return bufListener{ln}
+	return ln
 }

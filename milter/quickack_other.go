@@ -4,4 +4,4 @@ package milter
 
 import "net"
 
-func wrapListener(ln net.Listener) net.Listener { return bufListener{ln} }
+func wrapListener(ln net.Listener) net.Listener { return ln }

@@ -17,7 +17,7 @@ func TestRejectReasons(t *testing.T) {
 			t.Errorf("rejectLabel(%v) = %q, not in RejectReasons", r, l)
 		}
 	}
-	for _, o := range []string{outcome(nil), "accept", "reject"} {
+	for _, o := range []string{outcome(replyTempFail), outcome(replyAccept), outcome(replyWith(rules.ReplyTooBig)), outcome(reply{})} {
 		if !slices.Contains(Outcomes, o) {
 			t.Errorf("outcome %q not in Outcomes", o)
 		}

@@ -18,12 +18,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/splitrelay/splitrelay/milter/limits"
+	"github.com/splitrelay/splitrelay/milter/wire"
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -32,22 +32,50 @@ import (
 // We need the connection (client address) and HELO (name, TLS macros), MAIL
 // FROM (sender, SIZE, {auth_authen}), RCPT TO (with a reply: the relay
 // policy and the routing-namespace check refuse recipients there), the
-// headers (for From, no reply) and end of message. We skip unknown
-// commands and the end-of-headers event. The body comes without replies
-// (see negotiate; dsn.go keeps it only for Postfix's own notices). We keep the reply to
-// DATA: a milter that does not answer a small packet leaves Postfix's next
-// write waiting for a delayed ACK, the ~40 ms per-message stall measured in
-// POSTFIX.md; on TCP we also re-arm TCP_QUICKACK after every read
-// (quickack_linux.go) for the packets that want no reply.
-const Protocol = gomilter.OptNoUnknown | gomilter.OptNoEOH |
-	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
-	gomilter.OptNoHeaderReply
+// headers (for From, no reply), the body and end of message. We skip
+// unknown commands and the end-of-headers event.
+//
+// The body comes without replies (SMFIP_NR_BODY): the relay size limit
+// needs the real size and dsn.go the text of Postfix's own notices.
+// Postfix then pipelines a small message's body with the end of message,
+// so it costs no extra system call, where answering its first chunk with
+// SKIP cost a round trip per message: measured with make bench, SKIP gave
+// 0.97x the no-op C milter's msg/s at 1.03x its CPU, no replies 1.05x at
+// 0.89x. The price is that a large body streams through the milter (read
+// in 64 KB chunks, nothing kept).
+//
+// We keep the reply to DATA: a milter that does not answer a small packet
+// leaves Postfix's next write waiting for a delayed ACK, the ~40 ms
+// per-message stall measured in POSTFIX.md; on TCP we also re-arm
+// TCP_QUICKACK after every read (quickack_linux.go) for the packets that
+// want no reply.
+const Protocol = wire.ProtoNoUnknown | wire.ProtoNoEOH |
+	wire.ProtoNRConn | wire.ProtoNRHelo | wire.ProtoNRMail |
+	wire.ProtoNRHeader | wire.ProtoNRBody
 
 // Actions are the modifications we may make: replace recipients, with
 // ESMTP arguments (NOTIFY, ORCPT) on the added ones, and the envelope
 // sender (allowed_senders = "any" rewrites it to postmaster@), and the body
 // of Postfix's own delivery notices (dsn.go).
-const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRcptWithArgs | gomilter.OptChangeFrom | gomilter.OptChangeBody
+const Actions = wire.ActAddRcpt | wire.ActDelRcpt | wire.ActAddRcptPar | wire.ActChangeFrom | wire.ActChangeBody
+
+// macroRequests are the macros we read, per stage, asked for at
+// negotiation so that an administrator who trimmed milter_*_macros cannot
+// silently turn off TLS or AUTH detection (which would fail closed: relay
+// refused). Postfix honours a milter's macro list (protocol 6,
+// SMFIF_SETSYMLIST), and it replaces milter_rcpt_macros: {rcpt_addr}, the
+// recipient as Postfix stores it, is only sent because we ask (session.go).
+var macroRequests = []struct {
+	stage uint32
+	names string
+}{
+	{wire.SymConnect, "v j"},                     // MTA version and name
+	{wire.SymHelo, "{tls_version}"},              // after STARTTLS
+	{wire.SymMail, "{auth_authen} {tls_version}"}, // SASL login, TLS
+	{wire.SymRcpt, "i {rcpt_addr}"},              // queue ID, stored recipient
+	{wire.SymData, "i"},
+	{wire.SymEOM, "i"},
+}
 
 // Server serves the milter protocol with the current rules. Rules can be
 // swapped at any time (SIGHUP); each transaction keeps the rules it started
@@ -55,7 +83,6 @@ const Actions = gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptAddRc
 type Server struct {
 	rules   atomic.Pointer[rules.Ruleset]
 	log     *slog.Logger
-	srv     *gomilter.Server
 	connSeq atomic.Uint64
 	now     func() time.Time
 	obs     Observer
@@ -65,57 +92,24 @@ type Server struct {
 	// instance and txSeq name transactions (limits.go).
 	instance string
 	txSeq    atomic.Uint64
+
+	// connections, for Shutdown
+	mu        sync.Mutex
+	closing   atomic.Bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	done      chan struct{} // closed when the last connection ends during Shutdown
 }
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
-	s := &Server{log: log, now: time.Now, stats: &Stats{}, lobs: nopObserver{}, instance: instanceID()}
+	s := &Server{log: log, now: time.Now, stats: &Stats{}, lobs: nopObserver{}, instance: instanceID(),
+		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 	s.obs = tee{s.stats, nopObserver{}}
-	reportWarnings(s)
+	reportWarnings(s) // the watchdog probe's go-milter client (hooks.go)
 	s.limits = limits.NewMemory(func() time.Time { return s.now() })
 	s.rules.Store(rs)
-	s.srv = gomilter.NewServer(
-		gomilter.WithProtocol(Protocol),
-		gomilter.WithAction(Actions),
-		gomilter.WithMilter(func() gomilter.Milter { return s.newSession() }),
-		gomilter.WithNegotiationCallback(s.negotiate),
-		// Ask for the macros we read, per stage, so that an administrator
-		// who trimmed milter_*_macros cannot silently turn off TLS or AUTH
-		// detection (which would fail closed: relay refused). Postfix
-		// honours a milter's macro list (protocol 6, SMFIF_SETSYMLIST).
-		gomilter.WithMacroRequest(gomilter.StageHelo, []gomilter.MacroName{gomilter.MacroTlsVersion}),
-		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroTlsVersion}),
-		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{gomilter.MacroMTAVersion, gomilter.MacroMTAFQDN}),
-		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId, gomilter.MacroRcptAddr}),
-		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(ReadTimeout), // timeouts.go
-		gomilter.WithWriteTimeout(WriteTimeout),
-	)
 	return s
-}
-
-// negotiate accepts milter protocol 6 only (we need add-recipient with
-// ESMTP arguments and the no-reply flags). The body comes without replies
-// (SMFIP_NR_BODY): the relay size limit needs the real size and dsn.go the
-// text of Postfix's own notices. Postfix then pipelines a small message's
-// body with the end of message, so it costs no extra system call, where
-// answering its first chunk with SKIP cost a round trip per message:
-// measured with make bench, SKIP gave 0.97x the no-op C milter's msg/s at
-// 1.03x its CPU, no replies 1.05x at 0.89x. The price is that a large
-// body streams through the milter (read in 64 KB chunks, nothing kept).
-func (s *Server) negotiate(mtaVersion, _ uint32, mtaActions, actions gomilter.OptAction, mtaProtocol, protocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
-	if mtaVersion < 6 {
-		return 0, 0, 0, 0, fmt.Errorf("milter: MTA speaks milter protocol %d, splitrelay needs 6 (Postfix: milter_protocol = 6)", mtaVersion)
-	}
-	if actions&mtaActions != actions {
-		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the actions we need: offered %v, need %v", mtaActions, actions)
-	}
-	protocol |= gomilter.OptNoBodyReply
-	if protocol&mtaProtocol != protocol {
-		return 0, 0, 0, 0, fmt.Errorf("milter: MTA does not offer the protocol options we need: offered %v, need %v", mtaProtocol, protocol)
-	}
-	return 6, actions, protocol, offered, nil
 }
 
 // SetRules swaps the rules atomically; transactions already past MAIL FROM
@@ -125,18 +119,104 @@ func (s *Server) SetRules(rs *rules.Ruleset) { s.rules.Store(rs) }
 // Rules returns the rules in force.
 func (s *Server) Rules() *rules.Ruleset { return s.rules.Load() }
 
-// Serve accepts milter connections on ln until Shutdown.
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("milter: server closed")
+
+// Serve accepts milter connections on ln until Shutdown, and serves each
+// in its own goroutine.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(wrapListener(ln))
-	if errors.Is(err, gomilter.ErrServerClosed) {
+	ln = wrapListener(ln)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
 		return nil
 	}
-	return err
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond) // EMFILE and the like: retry, as net/http does
+				continue
+			}
+			return err
+		}
+		if !s.track(nc, true) {
+			nc.Close()
+			continue
+		}
+		go func() {
+			defer s.track(nc, false)
+			s.serve(nc) // conn.go
+		}()
+	}
 }
 
+// track adds or removes a connection; it refuses new ones once Shutdown
+// has begun.
+func (s *Server) track(nc net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.conns[nc] = struct{}{}
+		return true
+	}
+	delete(s.conns, nc)
+	if len(s.conns) == 0 && s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
+	return true
+}
+
+func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
 // Shutdown stops accepting connections and waits, until ctx is done, for
-// the MTA to finish the sessions in progress.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// the MTA to finish the sessions in progress. Postfix keeps a milter
+// connection for a whole SMTP session and closes it at the end; when ctx
+// ends first the remaining connections are closed, and Postfix applies
+// milter_default_action to their messages in progress.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	var done chan struct{}
+	if len(s.conns) > 0 {
+		s.done = make(chan struct{})
+		done = s.done
+	}
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for nc := range s.conns {
+			nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
 
 // Listen opens the listener for a [milter] listen address. A stale unix
 // socket is removed first and the new one is made group-writable so that

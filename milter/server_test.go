@@ -287,7 +287,7 @@ recipients_per_message = 2
 message_size = "1KB"
 `
 
-func reply(a *gomilter.Action) string {
+func replyText(a *gomilter.Action) string {
 	if a.StopProcessing() {
 		return a.SMTPReply
 	}
@@ -302,10 +302,10 @@ func TestRelay(t *testing.T) {
 	// postmaster@ the AUTH identity's domain.
 	acts, mods, final := transactionFrom(t, c, authed, "x@elsewhere.test", "", "x@elsewhere.test", nil,
 		[]string{"y@elsewhere.test", "alice@example.com", "z@elsewhere.test"})
-	if got := reply(acts["y@elsewhere.test"]); got != "accept" {
+	if got := replyText(acts["y@elsewhere.test"]); got != "accept" {
 		t.Errorf("authorised relay refused: %s", got)
 	}
-	if got := reply(acts["z@elsewhere.test"]); !strings.HasPrefix(got, "452 4.5.3") {
+	if got := replyText(acts["z@elsewhere.test"]); !strings.HasPrefix(got, "452 4.5.3") {
 		t.Errorf("third recipient: %s, want 452 4.5.3", got)
 	}
 	if final.Type != gomilter.ActionAccept || len(mods) != 1 || mods[0].Type != gomilter.ActionChangeFrom || mods[0].From != "<postmaster@example.com>" {
@@ -316,22 +316,22 @@ func TestRelay(t *testing.T) {
 	noTLS := authed
 	noTLS.tls = false
 	acts, _, _ = transactionFrom(t, c, noTLS, "alice@example.com", "", "", nil, []string{"y@elsewhere.test"})
-	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
+	if got := replyText(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
 		t.Errorf("AUTH without TLS: %s", got)
 	}
 	// Other network.
 	other := authed
 	other.addr = "192.0.2.100"
 	acts, _, _ = transactionFrom(t, c, other, "alice@example.com", "", "", nil, []string{"y@elsewhere.test", "alice@example.com"})
-	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
+	if got := replyText(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "550 5.7.0 Mail relay denied") {
 		t.Errorf("other network: %s", got)
 	}
-	if got := reply(acts["alice@example.com"]); got != "accept" {
+	if got := replyText(acts["alice@example.com"]); got != "accept" {
 		t.Errorf("internal recipient refused from another network: %s", got)
 	}
 	// SIZE over the limit at RCPT; the real size at end of message.
 	acts, _, _ = transactionFrom(t, c, authed, "alice@example.com", "SIZE=5000", "", nil, []string{"y@elsewhere.test"})
-	if got := reply(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "552 5.3.4") {
+	if got := replyText(acts["y@elsewhere.test"]); !strings.HasPrefix(got, "552 5.3.4") {
 		t.Errorf("SIZE: %s", got)
 	}
 	if !strings.Contains(logs.String(), `reason="relay requires SMTP AUTH"`) && !strings.Contains(logs.String(), `reason="SMTP AUTH without TLS does not count"`) {

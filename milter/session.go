@@ -6,12 +6,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
+	"github.com/splitrelay/splitrelay/milter/wire"
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -19,6 +17,7 @@ import (
 // one or more transactions (MAIL FROM ... end of message) in it.
 type session struct {
 	s      *Server
+	c      *conn // the protocol side: macros, modifications (conn.go)
 	log    txlog // connection and transaction attributes
 	client rules.Client
 	mta    mta
@@ -31,6 +30,7 @@ type session struct {
 	headerFrom []string
 	dsn        dsn // dsn.go: the body of a local notice
 
+	queueID        string // macro i, once the MTA has sent it
 	probe, counted bool   // see hooks.go
 	limitTx        string // relay limit reservations (limits.go); "" before the first
 	reserved       bool
@@ -46,34 +46,30 @@ const (
 	mtaSendmail     // v = "8.17.1.9"
 )
 
-var _ gomilter.Milter = (*session)(nil)
-
-func (s *Server) newSession() *session {
-	id := s.connSeq.Add(1)
-	ss := &session{s: s}
+func (s *Server) newSession(c *conn) *session {
+	ss := &session{s: s, c: c}
 	ss.log.l = s.log
-	ss.log.conn = append(ss.log.conn, slog.String(KeyConnID, strconv.FormatUint(id, 10)))
+	ss.log.conn = append(ss.log.conn, connLog(s.connSeq.Add(1)))
 	return ss
 }
 
 func (ss *session) reset() {
 	ss.release()
-	ss.rules, ss.tx, ss.size = nil, nil, 0
+	ss.rules, ss.tx, ss.size, ss.queueID = nil, nil, 0, ""
 	ss.headerFrom = ss.headerFrom[:0]
 	ss.dsn = dsn{}
 	ss.log.resetTx()
 }
 
-func (ss *session) NewConnection(gomilter.Modifier) error { return nil }
-
-func (ss *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
+// Connect starts an SMTP session: the client's address and name.
+func (ss *session) Connect(host, family string, port uint16, addr string) reply {
 	// Unix-socket and unknown clients have no address: no relay network
 	// can match them (fail closed).
 	if a, err := netip.ParseAddr(addr); err == nil {
 		ss.client.Addr = a.Unmap()
 	}
 	ss.client.Local = localSubmission(host, addr, port) // local.go
-	switch v := m.Get(gomilter.MacroMTAVersion); {
+	switch v := ss.c.macro("v"); {
 	case strings.HasPrefix(v, "Postfix"):
 		ss.mta = mtaPostfix
 	case v != "" && v[0] >= '0' && v[0] <= '9':
@@ -82,27 +78,29 @@ func (ss *session) Connect(host, family string, port uint16, addr string, m gomi
 	ss.log.conn = append(ss.log.conn, slog.String(KeyClientAddr, addr), slog.String(KeyClientName, host))
 	ss.connected(host, family)
 	ss.log.Debug("client connected")
-	return gomilter.RespContinue, nil
+	return replyContinue
 }
 
 // Helo records the HELO/EHLO name; after STARTTLS the client says EHLO
 // again and Postfix sends {tls_version} with it (milter_helo_macros).
-func (ss *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (ss *session) Helo(name string) reply {
 	ss.client.Helo = name
-	ss.client.TLS = m.Get(gomilter.MacroTlsVersion) != ""
-	ss.noteHelo(name, m)
-	return gomilter.RespContinue, nil
+	ss.client.TLS = ss.c.macro("{tls_version}") != ""
+	ss.noteHelo(name)
+	return replyContinue
 }
 
 // MailFrom starts a transaction with the rules in force now; it keeps them
 // to the end even if a reload swaps them meanwhile.
-func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (ss *session) MailFrom(from, esmtpArgs string) reply {
 	ss.reset()
 	ss.rules = ss.s.rules.Load()
-	if m.Get(gomilter.MacroTlsVersion) != "" {
+	if v, _ := ss.c.mac.Lookup("{tls_version}"); len(v) > 0 {
 		ss.client.TLS = true
 	}
-	ss.client.Auth = m.Get(gomilter.MacroAuthAuthen) // {auth_authen}: milter_mail_macros default
+	if v, _ := ss.c.mac.Lookup("{auth_authen}"); string(v) != ss.client.Auth {
+		ss.client.Auth = string(v) // {auth_authen}: milter_mail_macros default
+	}
 	ss.dsn.nullSender = from == ""                   // dsn.go
 	var lim rules.Limiter
 	if ss.rules.Relay != nil {
@@ -114,7 +112,7 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 	if ss.client.Auth != "" {
 		ss.log.set(KeyAuth, ss.client.Auth)
 	}
-	return gomilter.RespContinue, nil
+	return replyContinue
 }
 
 // stored is the MTA's stored form of a recipient, "" when unknown.
@@ -124,31 +122,34 @@ func (ss *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomil
 // delivers to. Sendmail's {rcpt_addr} is the mailer's user part (no
 // domain for local mailers), so with Sendmail the plain RCPT argument is
 // preferred and {rcpt_addr} only used when it reads as an address.
-func (ss *session) stored(raw string, m gomilter.Modifier) string {
-	v := m.Get(gomilter.MacroRcptAddr)
+func (ss *session) stored(raw string) string {
+	b, _ := ss.c.mac.Lookup("{rcpt_addr}")
 	if ss.mta == mtaSendmail {
 		if _, ok := rules.Canonical(raw); ok {
 			return raw
 		}
-		if _, err := rules.ParseAddress(v); err != nil {
+		if _, err := rules.ParseAddress(string(b)); err != nil {
 			return ""
 		}
 	}
-	return v
+	if string(b) == raw { // the usual case: no second copy
+		return raw
+	}
+	return string(b)
 }
 
-func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+func (ss *session) RcptTo(addr, esmtpArgs string) (resp reply) {
 	defer ss.observe("rcpt", ss.s.now())
-	defer ss.recover("rcpt", &resp, &err)
+	defer ss.recover("rcpt", &resp)
 	if ss.tx == nil { // RCPT without MAIL: cannot happen with Postfix
-		return gomilter.RespTempFail, nil
+		return replyTempFail
 	}
-	stored := ss.stored(addr, m)
+	stored := ss.stored(addr)
 	v := ss.tx.Rcpt(rules.RcptIn{Raw: addr, Stored: stored, Args: esmtpArgs})
 	ss.reportHelo(v.Relay)
 	switch {
 	case v.Action == rules.Reject || v.Action == rules.Defer:
-		log := ss.txLog(m)
+		log := ss.txLog()
 		attrs := []slog.Attr{slog.String(KeyRcpt, addr), slog.String(KeyStoredRcpt, stored), slog.String(KeyReason, v.Reason),
 			slog.String(KeyReply, v.Reply.String()), slog.Bool(KeyRelay, v.Relay), slog.String(KeyAction, v.Action.String())}
 		if ss.rules.Milter.DryRun {
@@ -158,51 +159,40 @@ func (ss *session) RcptTo(addr, esmtpArgs string, m gomilter.Modifier) (resp *go
 		log.Warn("recipient rejected", attrs...)
 		ss.s.obs.Recipient(v.Action.String(), "", "")
 		ss.s.obs.Rejected(rejectLabel(v.Reply))
-		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Enhanced+" "+v.Reply.Text)
+		return replyWith(v.Reply)
 	case v.Relay:
-		ss.txLog(m).Info("relay recipient accepted", slog.String(KeyRcpt, addr), slog.String(KeyAction, "relay"), slog.String(KeyReason, v.Reason))
+		ss.txLog().Info("relay recipient accepted", slog.String(KeyRcpt, addr), slog.String(KeyAction, "relay"), slog.String(KeyReason, v.Reason))
 	}
-	return gomilter.RespContinue, nil
+	return replyContinue
 }
 
-func (ss *session) Data(gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (ss *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+// Header counts the header's size and keeps the From header's value;
+// the bytes are the MTA's packet, valid only during the call.
+func (ss *session) Header(name, value []byte) {
 	ss.size += int64(len(name) + len(value) + 4) // "name: value\r\n"
-	if strings.EqualFold(name, "From") {
-		ss.headerFrom = append(ss.headerFrom, strings.TrimSpace(value))
+	if len(name) == 4 && strings.EqualFold(string(name), "From") {
+		ss.headerFrom = append(ss.headerFrom, strings.TrimSpace(string(value)))
 	}
-	return gomilter.RespContinue, nil
 }
 
-func (ss *session) Headers(gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-// BodyChunk counts the real size; the body is only sent (without replies)
-// when the relay size limit is configured.
-func (ss *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+// BodyChunk counts the real size (the relay size limit) and hands the
+// chunk to dsn.go, which keeps only a local notice's.
+func (ss *session) BodyChunk(chunk []byte) {
 	ss.size += int64(len(chunk))
-	return ss.bodyChunk(chunk, m), nil // dsn.go
+	ss.bodyChunk(chunk) // dsn.go
 }
 
-func (ss *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+func (ss *session) EndOfMessage() (resp reply) {
 	defer ss.observe("eom", ss.s.now())
 	defer func() {
 		ss.s.obs.Message(outcome(resp))
 	}()
-	defer ss.recover("end of message", &resp, &err)
+	defer ss.recover("end of message", &resp)
 	defer ss.reset()
-	log := ss.txLog(m)
+	log := ss.txLog()
 	if ss.tx == nil {
 		log.Error("message without transaction state; tempfail", slog.String(KeyAction, "tempfail"))
-		return gomilter.RespTempFail, nil
+		return replyTempFail
 	}
 	d := ss.tx.End(rules.Message{
 		HeaderFrom: strings.Join(ss.headerFrom, ", "),
@@ -216,24 +206,24 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 		if !dry {
 			log.Warn("message rejected", attrs...)
 			ss.s.obs.Rejected(rejectLabel(*d.Reject))
-			return gomilter.RejectWithCodeAndReason(uint16(d.Reject.Code), d.Reject.Enhanced+" "+d.Reject.Text)
+			return replyWith(*d.Reject)
 		}
 		log.Info("message would be rejected", append(attrs, slog.Bool(KeyDryRun, true))...)
 	}
-	if err := ss.apply(m, log, d); err != nil {
+	if err := ss.apply(log, d); err != nil {
 		// Changes sent so far are discarded by Postfix with the message:
 		// the client keeps it and retries. Nothing is half-routed.
 		log.Error("cannot apply decision; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
-		return gomilter.RespTempFail, nil
+		return replyTempFail
 	}
-	if err := ss.rewriteDSN(m, log); err != nil { // dsn.go
+	if err := ss.rewriteDSN(log); err != nil { // dsn.go
 		log.Error("cannot rewrite notice; tempfail", slog.String(KeyAction, "tempfail"), slog.String(KeyErr, err.Error()))
-		return gomilter.RespTempFail, nil
+		return replyTempFail
 	}
 	if err := ss.commit(); err != nil {
 		log.Error("relay usage of an accepted message not counted", slog.String(KeyErr, err.Error()))
 	}
-	return gomilter.RespAccept, nil
+	return replyAccept
 }
 
 // Log messages for each action, real and dry run.
@@ -245,7 +235,7 @@ var (
 
 // apply turns the decision into recipient changes, logging one line per
 // routed or copied recipient and one summary line for the message.
-func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) error {
+func (ss *session) apply(log *txlog, d rules.Decision) error {
 	dry := ss.rules.Milter.DryRun
 	added := map[string]bool{}
 	var routed, copies int
@@ -255,7 +245,7 @@ func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) erro
 			continue
 		case rules.Reroute:
 			routed++
-			if err := ss.via(m, log, d, r, r.Route, r.Choice, r.Rule, "route", added); err != nil {
+			if err := ss.via(log, d, r, r.Route, r.Choice, r.Rule, "route", added); err != nil {
 				return err
 			}
 		default:
@@ -267,7 +257,7 @@ func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) erro
 		}
 		for _, c := range r.Copies {
 			copies++
-			if err := ss.via(m, log, d, r, c.Route, c.Choice, c.Rule, "copy", added); err != nil {
+			if err := ss.via(log, d, r, c.Route, c.Choice, c.Rule, "copy", added); err != nil {
 				return err
 			}
 		}
@@ -276,7 +266,7 @@ func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) erro
 		log.Info(msgSender[dry],
 			slog.String(KeyNewMailFrom, d.Sender), slog.String(KeyReason, d.SenderReason), slog.String(KeyAction, "rewrite_sender"))
 		if !dry {
-			if err := m.ChangeFrom(d.Sender, ""); err != nil {
+			if err := ss.c.ChangeFrom(d.Sender); err != nil {
 				return fmt.Errorf("change sender to %s: %w", d.Sender, err)
 			}
 		}
@@ -298,7 +288,7 @@ func (ss *session) apply(m gomilter.Modifier, log *txlog, d rules.Decision) erro
 // via sends recipient r through route (action "route": instead of normal
 // delivery; "copy": in addition to it), logging and counting it; in dry
 // run it only logs.
-func (ss *session) via(m gomilter.Modifier, log *txlog, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, added map[string]bool) error {
+func (ss *session) via(log *txlog, d rules.Decision, r rules.Recipient, route *rules.Route, choice rules.Choice, rule, action string, added map[string]bool) error {
 	to := ss.rules.RoutedAddress(r.Addr, route, choice)
 	dry := ss.rules.Milter.DryRun
 	ss.s.obs.Recipient(action, route.Name, rule)
@@ -319,23 +309,23 @@ func (ss *session) via(m gomilter.Modifier, log *txlog, d rules.Decision, r rule
 		// first stored it (rules.Original). Every recipient deleted this
 		// way has the same stored form, hence the same decision.
 		del := rules.Original(r.Address)
-		if err := m.DeleteRecipient(del); err != nil {
+		if err := ss.c.DeleteRecipient(del); err != nil {
 			return fmt.Errorf("delete recipient %s: %w", del, err)
 		}
 	} else {
 		r.Args = copyArgs(r.Args) // dsn.go: NOTIFY=NEVER
 	}
-	return ss.add(m, added, to, r)
+	return ss.add(added, to, r)
 }
 
 // add adds a routing-namespace recipient once per message, carrying the
 // original recipient's NOTIFY and ORCPT.
-func (ss *session) add(m gomilter.Modifier, added map[string]bool, to string, r rules.Recipient) error {
+func (ss *session) add(added map[string]bool, to string, r rules.Recipient) error {
 	if added[to] {
 		return nil
 	}
 	added[to] = true
-	if err := m.AddRecipient(to, rcptArgs(r.Args, r.Address)); err != nil {
+	if err := ss.c.AddRecipient(to, rcptArgs(r.Args, r.Address)); err != nil {
 		return fmt.Errorf("add recipient %s: %w", to, err)
 	}
 	return nil
@@ -343,9 +333,10 @@ func (ss *session) add(m gomilter.Modifier, added map[string]bool, to string, r 
 
 // txLog is the transaction logger, with the queue ID once Postfix has sent
 // it (macro i: from the second RCPT on, and at DATA and end of message).
-func (ss *session) txLog(m gomilter.Modifier) *txlog {
-	if id := m.Get(gomilter.MacroQueueId); id != "" {
-		ss.log.set(KeyQueueID, id)
+func (ss *session) txLog() *txlog {
+	if id, _ := ss.c.mac.Lookup("i"); len(id) > 0 && string(id) != ss.queueID {
+		ss.queueID = string(id)
+		ss.log.set(KeyQueueID, ss.queueID)
 	}
 	return &ss.log
 }
@@ -353,11 +344,11 @@ func (ss *session) txLog(m gomilter.Modifier) *txlog {
 // recover turns a panic in a callback into a tempfail for this message and
 // a logged stack: one bad message must not take down the daemon or be
 // accepted undecided.
-func (ss *session) recover(stage string, resp **gomilter.Response, err *error) {
+func (ss *session) recover(stage string, resp *reply) {
 	if p := recover(); p != nil {
 		ss.log.Error("internal error; tempfail", slog.String(KeyStage, stage), slog.String(KeyAction, "tempfail"),
 			slog.String(KeyErr, fmt.Sprint(p)), slog.String(KeyStack, string(debug.Stack())))
-		*resp, *err = gomilter.RespTempFail, nil
+		*resp = replyTempFail
 	}
 }
 
@@ -369,25 +360,24 @@ func (ss *session) observe(stage string, start time.Time) {
 	ss.s.obs.Callback(stage, ss.s.now().Sub(start))
 }
 
-func (ss *session) Abort(gomilter.Modifier) error {
-	ss.reset()
-	return nil
-}
+// Abort ends the transaction without end of message.
+func (ss *session) Abort() { ss.reset() }
 
-func (ss *session) Cleanup(gomilter.Modifier) {
+// Cleanup ends the session.
+func (ss *session) Cleanup() {
 	ss.release()
 	ss.closed()
 }
 
 // outcome labels an end-of-message response for the Observer.
-func outcome(r *gomilter.Response) string {
-	switch {
-	case r == gomilter.RespAccept:
+func outcome(r reply) string {
+	switch r.code {
+	case wire.RespAccept:
 		return "accept"
-	case r == gomilter.RespTempFail || r == nil:
-		return "tempfail"
+	case wire.RespReplyCode, wire.RespReject:
+		return "reject"
 	}
-	return "reject"
+	return "tempfail"
 }
 
 // rejectLabel is a stable metrics label for a reply.
