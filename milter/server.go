@@ -69,10 +69,10 @@ var macroRequests = []struct {
 	stage uint32
 	names string
 }{
-	{wire.SymConnect, "v j"},                     // MTA version and name
-	{wire.SymHelo, "{tls_version}"},              // after STARTTLS
+	{wire.SymConnect, "v j"},                      // MTA version and name
+	{wire.SymHelo, "{tls_version}"},               // after STARTTLS
 	{wire.SymMail, "{auth_authen} {tls_version}"}, // SASL login, TLS
-	{wire.SymRcpt, "i {rcpt_addr}"},              // queue ID, stored recipient
+	{wire.SymRcpt, "i {rcpt_addr}"},               // queue ID, stored recipient
 	{wire.SymData, "i"},
 	{wire.SymEOM, "i"},
 }

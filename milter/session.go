@@ -101,7 +101,7 @@ func (ss *session) MailFrom(from, esmtpArgs string) reply {
 	if v, _ := ss.c.mac.Lookup("{auth_authen}"); string(v) != ss.client.Auth {
 		ss.client.Auth = string(v) // {auth_authen}: milter_mail_macros default
 	}
-	ss.dsn.nullSender = from == ""                   // dsn.go
+	ss.dsn.nullSender = from == "" // dsn.go
 	var lim rules.Limiter
 	if ss.rules.Relay != nil {
 		lim = txLimiter{ss}
