@@ -8,8 +8,9 @@ import (
 	gomilter "github.com/d--j/go-milter"
 )
 
-// Session accounting and go-milter's warnings, apart from the protocol
-// callbacks in session.go.
+// Session accounting, and the warnings of the go-milter client that the
+// watchdog probe (probe.go) uses, apart from the protocol callbacks in
+// session.go.
 
 // ProbeHost is the client name the watchdog's probe (Probe) connects with,
 // with an unknown address family: Postfix never sends that pair for a
@@ -29,7 +30,8 @@ func (ss *session) connected(host, family string) {
 	}
 }
 
-// closed is called when go-milter is done with the connection.
+// closed is called when the connection (or the MTA's use of it, at
+// quit-new-connection) ends.
 func (ss *session) closed() {
 	if ss.counted {
 		ss.counted = false
@@ -37,9 +39,10 @@ func (ss *session) closed() {
 	}
 }
 
-// warnTo is the server that go-milter's warnings (protocol errors, which
-// the library reports through one package variable) are logged and
-// counted on: the last one created, which in the daemon is the only one.
+// warnTo is the server that go-milter's warnings (what its client, the
+// watchdog probe, finds wrong in our replies; the library reports them
+// through one package variable) are logged and counted on: the last one
+// created, which in the daemon is the only one.
 var warnTo atomic.Pointer[Server]
 
 var hookWarnings sync.Once

@@ -25,8 +25,9 @@ type Observer interface {
 	// Session is an MTA session (milter connection) that starts (delta
 	// 1) or ends (-1); the watchdog's probe is not counted.
 	Session(delta int)
-	// ProtocolError is a milter protocol problem go-milter reported (a
-	// broken or timed-out connection, a failed negotiation).
+	// ProtocolError is a milter protocol problem (a broken or timed-out
+	// connection, a failed negotiation, a malformed packet: conn.go), or
+	// one the watchdog probe's go-milter client reported.
 	ProtocolError()
 }
 

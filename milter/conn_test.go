@@ -1,0 +1,294 @@
+package milter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/splitrelay/splitrelay/milter/wire"
+	"github.com/splitrelay/splitrelay/rules"
+)
+
+// memConn is a milter connection whose MTA side is a recorded stream:
+// reads come from it, each write(2) is kept.
+type memConn struct {
+	r      io.Reader
+	writes [][]byte
+}
+
+func (c *memConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *memConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+func (c *memConn) Close() error                     { return nil }
+func (c *memConn) LocalAddr() net.Addr              { return &net.UnixAddr{Name: "m.sock", Net: "unix"} }
+func (c *memConn) RemoteAddr() net.Addr             { return &net.UnixAddr{Name: "@", Net: "unix"} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// replyPkt is one packet we sent.
+type replyPkt struct {
+	code byte
+	data string
+}
+
+// packets splits the writes into packets; each write must hold whole ones.
+func (c *memConn) packets(t testing.TB) [][]replyPkt {
+	var out [][]replyPkt
+	for _, w := range c.writes {
+		var ps []replyPkt
+		r := wire.NewReader(bytes.NewReader(w), nil, 0, 1<<10, wire.DataSize1M)
+		for {
+			code, data, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("write %q: %v", w, err)
+			}
+			ps = append(ps, replyPkt{code, string(data)})
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// optneg is the MTA's negotiation: protocol 6, actions and protocol flags.
+func optneg(version, actions, proto uint32) []byte {
+	var b []byte
+	b = binary.BigEndian.AppendUint32(b, version)
+	b = binary.BigEndian.AppendUint32(b, actions)
+	b = binary.BigEndian.AppendUint32(b, proto)
+	return pkt(nil, 'O', string(b))
+}
+
+// postfixOffer is what Postfix 3.7 offers: every action and protocol flag
+// it knows, without the data-size bits.
+var postfixOffer = optneg(6, 0x1ff, 0x1fffff)
+
+func serveStream(t testing.TB, cfg string, stream []byte) (*memConn, *bytes.Buffer, *Server) {
+	t.Helper()
+	rs, err := rules.Load("t.toml", []byte(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s := New(rs, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	c := &memConn{r: bytes.NewReader(stream)}
+	s.serve(c)
+	return c, &logs, s
+}
+
+func cfg(dry bool) string {
+	return strings.ReplaceAll(testConfig, "%DRY%", map[bool]string{true: "true", false: "false"}[dry])
+}
+
+func TestNegotiation(t *testing.T) {
+	macroLists := "\x00\x00\x00\x00v j\x00" + "\x00\x00\x00\x01{tls_version}\x00" +
+		"\x00\x00\x00\x02{auth_authen} {tls_version}\x00" + "\x00\x00\x00\x03i {rcpt_addr}\x00" +
+		"\x00\x00\x00\x04i\x00" + "\x00\x00\x00\x05i\x00"
+	head := func(proto uint32) string {
+		var b []byte
+		b = binary.BigEndian.AppendUint32(b, 6)
+		b = binary.BigEndian.AppendUint32(b, Actions)
+		b = binary.BigEndian.AppendUint32(b, proto)
+		return string(b)
+	}
+	tests := []struct {
+		name  string
+		offer []byte
+		want  string // the reply's data; "" for none (connection refused)
+		log   string
+	}{
+		{"Postfix 3.7", postfixOffer, head(Protocol) + macroLists, ""},
+		{"Sendmail, 1 MB packets", optneg(6, 0x1ff, 0x1fffff|wire.ProtoMDS1M|wire.ProtoMDS256K), head(Protocol|wire.ProtoMDS1M) + macroLists, ""},
+		{"256 KB packets", optneg(6, 0x1ff, 0x1fffff|wire.ProtoMDS256K), head(Protocol|wire.ProtoMDS256K) + macroLists, ""},
+		{"no macro lists", optneg(6, 0xff, 0x1fffff), head(Protocol), "cannot be told which macros"},
+		{"protocol 2", optneg(2, 0x1ff, 0x1fffff), "", "splitrelay needs 6"},
+		{"no ADDRCPT_PAR", optneg(6, 0x17f, 0x1fffff), "", "does not offer the actions"},
+		{"no NR_BODY", optneg(6, 0x1ff, 0x1fffff&^wire.ProtoNRBody), "", "does not offer the protocol options"},
+		{"short", pkt(nil, 'O', "\x00\x00\x00\x06"), "", "want option negotiation"},
+		{"not a negotiation", pkt(nil, 'C', "x\x00U"), "", "want option negotiation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, logs, _ := serveStream(t, cfg(false), tt.offer)
+			ps := c.packets(t)
+			if tt.want == "" {
+				if len(ps) != 0 {
+					t.Fatalf("replied %q to a refused negotiation", ps)
+				}
+			} else if len(ps) != 1 || len(ps[0]) != 1 || ps[0][0].code != 'O' || ps[0][0].data != tt.want {
+				t.Fatalf("reply %q\nwant %q", ps, tt.want)
+			}
+			if !strings.Contains(logs.String(), tt.log) {
+				t.Fatalf("log lacks %q:\n%s", tt.log, logs)
+			}
+		})
+	}
+}
+
+// mtaStream builds what Postfix sends: negotiation, connect and HELO,
+// then the given packets.
+func mtaStream(client string, more ...[]byte) []byte {
+	b := append([]byte(nil), postfixOffer...)
+	b = pkt(b, 'D', "C", "v\x00Postfix 3.7.11\x00j\x00mx.example.com\x00")
+	b = pkt(b, 'C', "client.test\x00", "4", "\x10\xe1", client+"\x00")
+	b = pkt(b, 'H', "client.test\x00")
+	for _, m := range more {
+		b = append(b, m...)
+	}
+	return b
+}
+
+func message(from, rcpt, stored string, headers ...string) []byte {
+	b := pkt(nil, 'M', "<"+from+">\x00", "SIZE=100\x00", "BODY=8BITMIME\x00")
+	b = pkt(b, 'D', "R", "{rcpt_addr}\x00"+stored+"\x00")
+	b = pkt(b, 'R', "<"+rcpt+">\x00")
+	b = pkt(b, 'D', "T", "i\x00Q1\x00")
+	b = pkt(b, 'T')
+	for i := 0; i+1 < len(headers); i += 2 {
+		b = pkt(b, 'L', headers[i]+"\x00", headers[i+1]+"\x00")
+	}
+	b = pkt(b, 'B', "hello\r\n")
+	b = pkt(b, 'D', "E", "i\x00Q1\x00")
+	return pkt(b, 'E')
+}
+
+func codes(ws [][]replyPkt) []string {
+	var out []string
+	for _, w := range ws {
+		var s []byte
+		for _, p := range w {
+			s = append(s, p.code)
+		}
+		out = append(out, string(s))
+	}
+	return out
+}
+
+func TestConnConversation(t *testing.T) {
+	quitNC := pkt(nil, 'K')
+	tests := []struct {
+		name   string
+		cfg    string
+		stream []byte
+		want   []string // each write's packet codes, after the negotiation
+		data   map[int]string
+	}{
+		{"routed: delete, add, accept in one write", cfg(false),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "Carol@Example.com", "carol@example.com", "From", " x@elsewhere.test")),
+			[]string{"c", "c", "-2a"},
+			map[int]string{2: "<Carol@Example.com>\x00"}},
+		{"kept: accept alone", cfg(false),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "alice@example.com", "alice@example.com")),
+			[]string{"c", "c", "a"}, nil},
+		{"dry run changes nothing", cfg(true),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "carol@example.com", "carol@example.com")),
+			[]string{"c", "c", "a"}, nil},
+		{"relay refused with Google's words", relayConfig,
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "y@elsewhere.test", "y@elsewhere.test")),
+			[]string{"y", "c", "a"},
+			map[int]string{0: "550 5.7.0 Mail relay denied\x00"}},
+		{"stored form unknown: tempfail", cfg(false),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "carol(comment)@example.com", "")),
+			[]string{"y", "c", "a"},
+			map[int]string{0: "451 4.3.0 Requested action aborted: local error in processing\x00"}},
+		{"two messages on one connection", cfg(false),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "carol@example.com", "carol@example.com"), pkt(nil, 'A'),
+				message("x@elsewhere.test", "alice@example.com", "alice@example.com")),
+			[]string{"c", "c", "-2a", "c", "c", "a"}, nil},
+		{"connection reused after quit-new-connection", cfg(false),
+			mtaStream("192.0.2.9", message("x@elsewhere.test", "carol@example.com", "carol@example.com"), quitNC,
+				mtaStream("192.0.2.10", message("x@elsewhere.test", "carol@example.com", "carol@example.com"))[len(postfixOffer):]),
+			[]string{"c", "c", "-2a", "c", "c", "-2a"}, nil},
+		{"unknown command ends the connection", cfg(false),
+			mtaStream("192.0.2.9", pkt(nil, 'Z'), message("x@elsewhere.test", "alice@example.com", "alice@example.com")),
+			nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, logs, _ := serveStream(t, tt.cfg, tt.stream)
+			ws := c.packets(t)[1:]
+			got := codes(ws)
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Fatalf("writes %q, want %q\n%s", got, tt.want, logs)
+			}
+			for i, want := range tt.data {
+				if ws[i][0].data != want {
+					t.Errorf("write %d: %q, want %q", i, ws[i][0].data, want)
+				}
+			}
+		})
+	}
+}
+
+// TestConnNoStateAcrossClients: after quit-new-connection the next
+// client starts clean; an AUTH login of the last one does not let it
+// relay.
+func TestConnNoStateAcrossClients(t *testing.T) {
+	relay := func(auth string) []byte {
+		b := pkt(nil, 'D', "M", auth)
+		b = pkt(b, 'M', "<app@example.com>\x00")
+		b = pkt(b, 'D', "R", "{rcpt_addr}\x00y@elsewhere.test\x00")
+		return pkt(b, 'R', "<y@elsewhere.test>\x00")
+	}
+	helo := pkt(pkt(nil, 'D', "H", "{tls_version}\x00TLSv1.3\x00"), 'H', "client.test\x00")
+	first := mtaStream("192.0.2.99", helo, relay("{auth_authen}\x00app@example.com\x00"), pkt(nil, 'A'), pkt(nil, 'K'))
+	second := mtaStream("192.0.2.99", relay(""))[len(postfixOffer):]
+	c, logs, _ := serveStream(t, relayConfig, append(first, second...))
+	ws := c.packets(t)[1:]
+	if got := codes(ws); strings.Join(got, " ") != "c y" {
+		t.Fatalf("writes %q, want c y\n%s", got, logs)
+	}
+	if !strings.HasPrefix(ws[1][0].data, "550 5.7.0 Mail relay denied") {
+		t.Fatalf("second client: %q", ws[1][0].data)
+	}
+}
+
+// FuzzConn feeds the server whatever an MTA might send. It must not
+// panic or hang, every write must hold whole packets, and modifications
+// may only come right before an end-of-message reply.
+func FuzzConn(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "milter", "*.bin"))
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(mtaStream("192.0.2.9", message("x@elsewhere.test", "carol@example.com", "carol@example.com", "From", " x@elsewhere.test")))
+	f.Add(mtaStream("192.0.2.9", message("", "carol@example.com", "carol@example.com"), pkt(nil, 'K'), pkt(nil, 'Q')))
+	rs, err := rules.Load("t.toml", []byte(cfg(false)), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := New(rs, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		c := &memConn{r: bytes.NewReader(stream)}
+		s.serve(c)
+		for _, w := range c.packets(t) {
+			for i, p := range w {
+				switch p.code {
+				case '+', '-', '2', 'e', 'b':
+					if i == len(w)-1 {
+						t.Fatalf("write %q ends with a modification", w)
+					}
+				case 'a', 'c', 't', 'y', 'r', 'd', 'O':
+				default:
+					t.Fatalf("unknown reply %q in %q", p.code, w)
+				}
+			}
+		}
+	})
+}
