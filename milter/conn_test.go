@@ -255,11 +255,56 @@ func TestConnNoStateAcrossClients(t *testing.T) {
 	}
 }
 
+// TestRecordedConversations replays real MTA conversations, recorded by
+// the end-to-end suite's TestE2EMilterWire and TestSendmailMilterWire
+// (go test ./cmd/splitrelay/e2e -run MilterWire -record-milter): Postfix
+// 3.7 and Sendmail 8.17 packets exactly as they send them (macro packets
+// before headers and body, aborts, body chunks of 64 KB), each answered as
+// the daemon answered them then, byte for byte.
+func TestRecordedConversations(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "milter")
+	streams, _ := filepath.Glob(filepath.Join(dir, "*.mta"))
+	if len(streams) == 0 {
+		t.Fatal("no recorded conversations in testdata/milter")
+	}
+	for _, f := range streams {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			mta, _, _ := strings.Cut(filepath.Base(f), "-")
+			conf, err := os.ReadFile(filepath.Join(dir, mta+".toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(strings.TrimSuffix(f, ".mta") + ".ours")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, logs, _ := serveStream(t, string(conf), stream)
+			if got := bytes.Join(c.writes, nil); !bytes.Equal(got, want) {
+				t.Fatalf("replies differ\ngot  %q\nwant %q\n%s", got, want, logs)
+			}
+			// one write per reply: each write ends with a final reply
+			for _, w := range c.packets(t) {
+				switch w[len(w)-1].code {
+				case '+', '-', '2', 'e', 'b':
+					t.Fatalf("a write ends with a modification: %q", w)
+				}
+			}
+			if strings.Contains(logs.String(), "protocol error") {
+				t.Fatalf("protocol error:\n%s", logs)
+			}
+		})
+	}
+}
+
 // FuzzConn feeds the server whatever an MTA might send. It must not
 // panic or hang, every write must hold whole packets, and modifications
 // may only come right before an end-of-message reply.
 func FuzzConn(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "milter", "*.bin"))
+	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "milter", "*.mta"))
 	for _, s := range seeds {
 		b, err := os.ReadFile(s)
 		if err != nil {
