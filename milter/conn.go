@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/splitrelay/splitrelay/milter/wire"
@@ -55,6 +56,17 @@ func (s *Server) serve(nc net.Conn) {
 		r: wire.NewReader(nc, nc, ReadTimeout, 16<<10, wire.DataSize1M),
 		w: wire.NewWriter(nc, nc, WriteTimeout)}
 	defer nc.Close()
+	defer func() {
+		// A bug outside the callbacks that guard themselves (session.go's
+		// recover) must not take the daemon down with every other
+		// connection: this one is closed, and Postfix applies
+		// milter_default_action (tempfail) to its message.
+		if p := recover(); p != nil {
+			s.obs.ProtocolError()
+			s.log.Error("internal error; milter connection closed", slog.String(KeyErr, fmt.Sprint(p)),
+				slog.String(KeyStack, string(debug.Stack())))
+		}
+	}()
 	if err := c.negotiate(); err != nil {
 		if !closedConn(err) {
 			s.protocolError(err)

@@ -337,3 +337,31 @@ func FuzzConn(f *testing.F) {
 		}
 	})
 }
+
+// TestConnPanicClosesConnection: a bug outside the guarded callbacks (here
+// rules that vanished, which MAIL FROM dereferences) closes that one
+// connection with a logged stack, without a reply that could accept
+// anything, and the daemon goes on.
+func TestConnPanicClosesConnection(t *testing.T) {
+	rs, err := rules.Load("t.toml", []byte(cfg(false)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s := New(rs, slog.New(slog.NewTextHandler(&logs, nil)))
+	s.SetRules(nil)
+	c := &memConn{r: bytes.NewReader(mtaStream("192.0.2.9", message("x@elsewhere.test", "carol@example.com", "carol@example.com")))}
+	s.serve(c)
+	if got := codes(c.packets(t)); strings.Join(got, " ") != "O" {
+		t.Fatalf("writes %q, want only the negotiation", got)
+	}
+	if !strings.Contains(logs.String(), "internal error; milter connection closed") || !strings.Contains(logs.String(), "stack=") {
+		t.Fatalf("no logged stack:\n%s", logs.String())
+	}
+	s.SetRules(rs)
+	c = &memConn{r: bytes.NewReader(mtaStream("192.0.2.9", message("x@elsewhere.test", "alice@example.com", "alice@example.com")))}
+	s.serve(c)
+	if got := codes(c.packets(t)[1:]); strings.Join(got, " ") != "c c a" {
+		t.Fatalf("the next connection: writes %q", got)
+	}
+}

@@ -25,7 +25,14 @@ type Reader struct {
 	buf  []byte
 	r, w int // buf[r:w] is read and not yet returned
 	max  int
+	size int // the buffer's usual size
 }
+
+// keepLarge is the largest buffer kept once the packet that needed it is
+// done: room for the 64 KB body chunks Postfix sends. A larger one (up to
+// 1 MB, when the MTA negotiated SMFIP_MDS_1M) is dropped, so that idle
+// connections hold little memory.
+const keepLarge = 4 + 1 + DataSize64K
 
 // ErrTooLarge is returned for a packet longer than the reader's limit.
 var ErrTooLarge = errors.New("milter packet too large")
@@ -34,7 +41,7 @@ var ErrTooLarge = errors.New("milter packet too large")
 // packets of up to max bytes of data. When dl is not nil, every read(2)
 // gets a deadline timeout from its start.
 func NewReader(rd io.Reader, dl Deadliner, timeout time.Duration, size, max int) *Reader {
-	return &Reader{rd: rd, dl: dl, tmo: timeout, buf: make([]byte, size), max: max}
+	return &Reader{rd: rd, dl: dl, tmo: timeout, buf: make([]byte, size), max: max, size: size}
 }
 
 // Next returns the next packet's command byte and data. The data is a
@@ -42,6 +49,9 @@ func NewReader(rd io.Reader, dl Deadliner, timeout time.Duration, size, max int)
 // packet boundary, a closed connection is io.EOF; within a packet,
 // io.ErrUnexpectedEOF.
 func (r *Reader) Next() (cmd byte, data []byte, err error) {
+	if r.r == r.w && len(r.buf) > keepLarge {
+		r.buf, r.r, r.w = make([]byte, r.size), 0, 0
+	}
 	if err := r.fill(4); err != nil {
 		if err == io.ErrUnexpectedEOF && r.w == r.r {
 			err = io.EOF

@@ -71,6 +71,26 @@ func TestReaderPackets(t *testing.T) {
 	}
 }
 
+// TestReaderShrinks: a 1 MB packet's buffer is not kept once it is done;
+// a 64 KB body chunk's is.
+func TestReaderShrinks(t *testing.T) {
+	stream := bytes.Join([][]byte{
+		pkt(CmdBody, strings.Repeat("x", DataSize1M)),
+		pkt(CmdEOB, ""),
+		pkt(CmdBody, strings.Repeat("x", DataSize64K)),
+		pkt(CmdEOB, ""),
+	}, nil)
+	r := NewReader(bytes.NewReader(stream), nil, 0, 16<<10, DataSize1M)
+	for i, want := range []int{1<<20 + 4, 16 << 10, 64<<10 + 4, 64<<10 + 4} {
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.buf) != want {
+			t.Errorf("after packet %d: buffer of %d bytes, want %d", i, len(r.buf), want)
+		}
+	}
+}
+
 func TestReaderErrors(t *testing.T) {
 	tests := []struct {
 		name   string
