@@ -18,8 +18,13 @@
 # Runs alternate none, C no-op, splitrelay … ROUNDS times and the medians
 # are reported, with each milter's CPU time per message and the ratios.
 #
-# Environment: MESSAGES (2000), SESSIONS (10), ROUNDS (2), KEEP=1 keeps the
-# temporary directory.
+# With STRACE=1, one more run per milter under `strace -c -f` (attached to
+# the running milter) counts its system calls per message: reads, writes,
+# and everything (poll, epoll, futex…); strace slows the milter, so that
+# run's msg/s means nothing and is not printed.
+#
+# Environment: MESSAGES (2000), SESSIONS (10), ROUNDS (2), STRACE (0),
+# KEEP=1 keeps the temporary directory.
 set -euo pipefail
 # shellcheck source=contrib/scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +32,7 @@ set -euo pipefail
 MESSAGES=${MESSAGES:-2000}
 SESSIONS=${SESSIONS:-10}
 ROUNDS=${ROUNDS:-2}
+STRACE=${STRACE:-0}
 
 need postfix postconf smtp-sink smtp-source setpriv
 if [ ! -e /usr/include/libmilter/mfapi.h ]; then
@@ -34,6 +40,10 @@ if [ ! -e /usr/include/libmilter/mfapi.h ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q libmilter-dev >/dev/null || die "apt-get install libmilter-dev failed"
 fi
 command -v gcc >/dev/null || die "gcc is missing (apt-get install gcc)"
+if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then
+	command -v apt-get >/dev/null || die "strace is missing"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >/dev/null || die "apt-get install strace failed"
+fi
 build
 start_cleanup_trap
 make_work splitrelay-bench
@@ -184,3 +194,30 @@ awk -v a="$m_with" -v b="$m_none" -v c="$m_c" -v x="$m_cpu" -v y="$m_ccpu" 'BEGI
 	printf "ratio splitrelay/none: %.2f   splitrelay/C no-op: %.2f msg/s, %.2f CPU\n", a / b, a / c, (y > 0 ? x / y : 0) }'
 routed=$(grep -c 'splitrelay-legacy.*status=sent' "$PF_DIR/postfix.log" || true)
 echo "messages delivered through the legacy route: $routed (expected $((ROUNDS * MESSAGES)))"
+
+# syscalls_per_message NAME PID MODE: one run of MODE with strace attached
+# to PID; prints NAME and its reads, writes and all system calls per
+# message (failed ones included: Go's EAGAIN reads, libmilter's timeouts).
+syscalls_per_message() {
+	local name=$1 pid=$2 out="$WORK/strace-$1.txt" spid
+	set_milter "$3"
+	strace -c -f -p "$pid" -o "$out" 2>/dev/null &
+	spid=$!
+	sleep 1 # attached to every thread
+	run_once 0 >/dev/null
+	kill -INT "$spid"
+	wait "$spid" || true
+	awk -v n="$MESSAGES" -v name="$name" '
+		$NF ~ /^(read|recvfrom|recvmsg|readv)$/ { r += $4 }
+		$NF ~ /^(write|sendto|sendmsg|writev)$/ { w += $4 }
+		$NF == "total" { all = $4 }
+		END { printf "%-11s %8.2f %8.2f %8.2f\n", name, r / n, w / n, all / n }' "$out"
+}
+
+if [ "$STRACE" = 1 ]; then
+	echo
+	echo "system calls per message (strace -c -f, one run of $MESSAGES messages each)"
+	printf '%-11s %8s %8s %8s\n' milter reads writes all
+	syscalls_per_message "C no-op" "$noop_pid" c
+	syscalls_per_message splitrelay "$milter_pid" splitrelay
+fi
