@@ -187,20 +187,18 @@ func (c *conn) handle(ssp **session, cmd byte, data []byte) error {
 		c.mac.Clear(wire.StageMail)
 		name, _, _ := wire.CString(data)
 		r = ss.Helo(string(name))
-	case wire.CmdMail:
-		c.mac.Clear(wire.StageRcpt)
-		from, rest, ok := wire.CString(data)
+	case wire.CmdMail, wire.CmdRcpt:
+		addr, rest, ok := wire.CString(data)
 		if !ok {
-			return errors.New("MAIL packet without a NUL-terminated sender")
+			return fmt.Errorf("%c packet without a NUL-terminated address", cmd)
 		}
-		r = ss.MailFrom(string(unangle(from)), c.esmtpArgs(rest))
-	case wire.CmdRcpt:
-		c.mac.Clear(wire.StageData)
-		to, rest, ok := wire.CString(data)
-		if !ok {
-			return errors.New("RCPT packet without a NUL-terminated recipient")
+		if cmd == wire.CmdMail {
+			c.mac.Clear(wire.StageRcpt)
+			r = ss.MailFrom(string(unangle(addr)), c.esmtpArgs(rest))
+		} else {
+			c.mac.Clear(wire.StageData)
+			r = ss.RcptTo(string(unangle(addr)), c.esmtpArgs(rest))
 		}
-		r = ss.RcptTo(string(unangle(to)), c.esmtpArgs(rest))
 	case wire.CmdData:
 		c.mac.Clear(wire.StageEOH)
 		r = replyContinue
