@@ -39,18 +39,44 @@ func Fetch(ctx context.Context, cfg *rules.LDAP) (*rules.Entries, error) {
 			return nil, fmt.Errorf("bind as %s: %w", cfg.BindDN, err)
 		}
 	}
-	// Groups first: their member DNs say which users' DNs are worth
-	// remembering. Then users, page by page, each entry reduced to its
-	// addresses at once: a million entries are never held as LDAP entries.
-	b := newBuilder(cfg)
-	if err := search(c, cfg, cfg.GroupFilter, slices.Concat(cfg.AddressAttributes, cfg.MemberAttributes), b.group); err != nil {
-		return nil, fmt.Errorf("search groups %s: %w", cfg.GroupFilter, err)
-	}
-	if err := search(c, cfg, cfg.UserFilter, cfg.AddressAttributes, b.user); err != nil {
-		return nil, fmt.Errorf("search users %s: %w", cfg.UserFilter, err)
+	e, err := read(c, cfg)
+	if err != nil {
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	return e, nil
+}
+
+// read runs the searches of a sync on c. Groups first: their member DNs
+// say which users' DNs are worth remembering. Then users, page by page,
+// each entry reduced to its addresses at once: a million entries are
+// never held as LDAP entries. An attribute that Active Directory returns
+// in ranges (a group of more than 1500 members) is read completely before
+// the entry is used, or the sync fails.
+func read(c searcher, cfg *rules.LDAP) (*rules.Entries, error) {
+	b := newBuilder(cfg)
+	groupAttrs := slices.Concat(cfg.AddressAttributes, cfg.MemberAttributes)
+	err := search(c, cfg, cfg.GroupFilter, groupAttrs, func(e *ldap.Entry) error {
+		if err := completeRanges(c, e, groupAttrs); err != nil {
+			return err
+		}
+		b.group(e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search groups %s: %w", cfg.GroupFilter, err)
+	}
+	err = search(c, cfg, cfg.UserFilter, cfg.AddressAttributes, func(e *ldap.Entry) error {
+		if err := completeRanges(c, e, cfg.AddressAttributes); err != nil {
+			return err
+		}
+		b.user(e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search users %s: %w", cfg.UserFilter, err)
 	}
 	return b.entries(), nil
 }
@@ -86,8 +112,8 @@ func dial(cfg *rules.LDAP) (*ldap.Conn, error) {
 }
 
 // search runs a paged search (RFC 2696) and hands each entry to fn, one
-// page at a time.
-func search(c *ldap.Conn, cfg *rules.LDAP, filter string, attrs []string, fn func(*ldap.Entry)) error {
+// page at a time; an error of fn ends it.
+func search(c searcher, cfg *rules.LDAP, filter string, attrs []string, fn func(*ldap.Entry) error) error {
 	paging := ldap.NewControlPaging(uint32(cfg.PageSize))
 	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs,
 		[]ldap.Control{paging})
@@ -97,7 +123,9 @@ func search(c *ldap.Conn, cfg *rules.LDAP, filter string, attrs []string, fn fun
 			return err
 		}
 		for _, e := range res.Entries {
-			fn(e)
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
 		ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
 		if !ok || len(ctrl.Cookie) == 0 {
@@ -108,7 +136,9 @@ func search(c *ldap.Conn, cfg *rules.LDAP, filter string, attrs []string, fn fun
 }
 
 // values returns an attribute's values, the name compared without case
-// (servers answer in their schema's spelling).
+// (servers answer in their schema's spelling). A ranged attribute
+// ("member;range=0-1499") is not the attribute: completeRanges has
+// replaced it by all its values before.
 func values(e *ldap.Entry, name string) []string {
 	var out []string
 	for _, a := range e.Attributes {

@@ -3,6 +3,16 @@
 // users and groups in paged searches, builds an immutable rules.Directory
 // and hands it to the daemon, which swaps it in atomically like a reload.
 //
+// Active Directory answers with at most MaxValRange values of an
+// attribute (1500; 5000 on newer domain controllers): a bigger group
+// carries "member;range=0-1499" instead of "member", and the sync asks
+// for the next ranges with base searches on the group until the one
+// ending in "*" (the same for every configured member and address
+// attribute). A group it cannot read whole (a search fails; ranges
+// overlap, leave a gap, are malformed or never end) fails the sync with
+// the group's DN and the attribute: half a group would route mail by the
+// wrong membership without a word.
+//
 // The last good result is written to the state directory, so a restart
 // while the server is down still routes with it. A failed sync changes
 // nothing: the directory in use stays, the failure is logged and counted.
@@ -57,6 +67,7 @@ type Syncer struct {
 	log      *slog.Logger
 	obs      Observer
 	apply    func(*rules.Directory)
+	fetch    func(context.Context, *rules.LDAP) (*rules.Entries, error) // Fetch; a fake server in tests
 	now      func() time.Time
 	trigger  chan struct{}
 }
@@ -65,7 +76,7 @@ type Syncer struct {
 // overlays it on the configuration file's and swaps the rules). obs may
 // be nil.
 func New(cfg rules.LDAP, stateDir string, log *slog.Logger, obs Observer, apply func(*rules.Directory)) *Syncer {
-	return &Syncer{cfg: cfg, stateDir: stateDir, log: log, obs: obs, apply: apply, now: time.Now, trigger: make(chan struct{}, 1)}
+	return &Syncer{cfg: cfg, stateDir: stateDir, log: log, obs: obs, apply: apply, fetch: Fetch, now: time.Now, trigger: make(chan struct{}, 1)}
 }
 
 // Config is the configuration the syncer runs with.
@@ -124,7 +135,7 @@ func (s *Syncer) Sync(parent context.Context) bool {
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	ctx, cancel := context.WithTimeout(parent, 10*s.cfg.Timeout)
 	defer cancel()
-	e, err := Fetch(ctx, &s.cfg)
+	e, err := s.fetch(ctx, &s.cfg)
 	if err != nil && parent.Err() != nil {
 		return false // shutting down or replaced by a reload: not a failure
 	}
