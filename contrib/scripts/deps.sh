@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh — install what `make test` needs and is missing: the Go modules,
 # and, when running as root, Debian's postfix (postfix, postconf, postqueue,
-# smtp-sink, smtp-source), swaks, dovecot (SASL), redis-server (shared
-# relay limits), prometheus (for promtool, which checks
+# smtp-sink, smtp-source), swaks, dovecot (SASL), redis-server and
+# redis-tools (shared relay limits; redis-cli creates the tests' Redis
+# Cluster and asks their Sentinel), prometheus (for promtool, which checks
 # contrib/prometheus/splitrelay.rules.yml) and OpenLDAP's slapd and
 # ldap-utils (the directory sync). The end-to-end tests start private
 # Postfix, Dovecot, Redis and slapd instances of their own; the machine's
@@ -18,16 +19,16 @@ go mod download
 contrib/scripts/deps-sendmail.sh
 
 missing=()
-for b in postfix postconf postqueue smtp-sink smtp-source swaks dovecot redis-server promtool slapd ldapsearch; do
+for b in postfix postconf postqueue smtp-sink smtp-source swaks dovecot redis-server redis-cli promtool slapd ldapsearch; do
 	command -v "$b" >/dev/null || missing+=("$b")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "deps.sh: missing ${missing[*]}; as root: apt-get install -y postfix swaks dovecot-core redis-server prometheus slapd ldap-utils (or sudo make deps)" >&2
+	echo "deps.sh: missing ${missing[*]}; as root: apt-get install -y postfix swaks dovecot-core redis-server redis-tools prometheus slapd ldap-utils (or sudo make deps)" >&2
 	exit 1
 fi
-command -v apt-get >/dev/null || { echo "deps.sh: missing ${missing[*]} and no apt-get: install postfix, swaks, dovecot-core, redis-server, prometheus (promtool), slapd and ldap-utils" >&2; exit 1; }
+command -v apt-get >/dev/null || { echo "deps.sh: missing ${missing[*]} and no apt-get: install postfix, swaks, dovecot-core, redis-server, redis-tools, prometheus (promtool), slapd and ldap-utils" >&2; exit 1; }
 
 export DEBIAN_FRONTEND=noninteractive
 # Install Postfix without a configuration: no prompt, no system mail set-up.
@@ -45,7 +46,9 @@ if [ ! -e "$policy" ]; then
 	chmod 755 "$policy"
 	trap 'rm -f "$policy"' EXIT
 fi
-apt-get install -y -q postfix swaks dovecot-core redis-server
+# redis-tools (redis-cli) comes with redis-server as a dependency;
+# named so that a machine with only redis-server gets it too.
+apt-get install -y -q postfix swaks dovecot-core redis-server redis-tools
 # Only promtool is needed from prometheus: no recommends (node exporter).
 command -v promtool >/dev/null || apt-get install -y -q --no-install-recommends prometheus
 if ! command -v slapd >/dev/null || ! command -v ldapsearch >/dev/null; then

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/splitrelay/splitrelay/rules"
@@ -36,6 +37,11 @@ type counter struct {
 	persist  bool
 	dirty    map[string]bool // users changed since the last flush
 	orgDirty bool
+	// journal notes the transactions committed here while Redis is down
+	// (outage.go); nil: not noting (the embedded store alone, Memory).
+	journal      map[string]*outage
+	journalDirty map[string]bool // notes added or forgotten since the last flush
+	journalLen   atomic.Int64    // len(journal), read without the lock
 }
 
 // bucket counts events in one minute.
@@ -330,6 +336,9 @@ func (c *counter) commit(id string) {
 	c.org.day.add(int64(min), n)
 	c.org.peak.add(now.UnixNano()/int64(peakSlot), n)
 	c.orgDirty = true
+	if c.journal != nil {
+		c.note(id, t, now)
+	}
 	u := c.users[t.user]
 	if u == nil {
 		return
@@ -443,6 +452,10 @@ func (c *counter) sweep() (released int) {
 			c.markDirty(name) // deleted from the file too
 		}
 	}
+	if len(c.journal) > 0 {
+		old := now.Add(-24 * time.Hour).UnixMilli()
+		c.forgetWhere(func(o *outage) bool { return o.ms <= old })
+	}
 	return released
 }
 
@@ -451,6 +464,9 @@ func (c *counter) sweep() (released int) {
 func (c *counter) reset(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Notes of an outage are the user's usage too: not pushed after a
+	// reset.
+	c.forgetWhere(func(o *outage) bool { return o.user == name })
 	u := c.users[name]
 	if u == nil {
 		return false

@@ -2,7 +2,9 @@
 // reserves against: exact at the edges (check and reservation in one
 // atomic step; only committed, that is accepted, mail counts), durable in
 // an embedded bbolt file under [state] dir, or shared by a fleet of
-// gateways in Redis.
+// gateways in Redis. A gateway that counts alone while Redis is down
+// (redis_unavailable = "local") pushes that usage to Redis when it is
+// back (redis_push.go), so that the fleet's limits include it.
 //
 // Precision: the per-user windows and the organisation's 24-hour window
 // roll per minute, the organisation's 10-minute window per 10 seconds. An

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,9 @@ var (
 	bucketUsers = []byte("users")
 	bucketMeta  = []byte("meta")
 	keyOrg      = []byte("org")
+	// bucketOutage holds the outage journal (outage.go) of a Redis
+	// store's local fallback, by transaction id.
+	bucketOutage = []byte("outage")
 )
 
 // Embedded is the durable single-gateway Store.
@@ -64,6 +68,14 @@ var _ Store = (*Embedded)(nil)
 // store counting in memory only; each is logged as an error saying what
 // was lost. The error return is for a dir that cannot be created.
 func OpenEmbedded(dir string, log *slog.Logger, obs Observer, now func() time.Time) (*Embedded, error) {
+	return openEmbedded(dir, log, obs, now, false)
+}
+
+// openEmbedded is OpenEmbedded; with journal the store also notes what it
+// commits (the local fallback of a Redis store, outage.go) and loads the
+// notes of an earlier run. Without it the notes in the file are left
+// alone, for a later run with Redis to push.
+func openEmbedded(dir string, log *slog.Logger, obs Observer, now func() time.Time, journal bool) (*Embedded, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -73,6 +85,9 @@ func OpenEmbedded(dir string, log *slog.Logger, obs Observer, now func() time.Ti
 	e := &Embedded{c: newCounter(now), path: filepath.Join(dir, FileName), log: log, obs: obs,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	e.c.persist = true
+	if journal {
+		e.c.journal, e.c.journalDirty = map[string]*outage{}, map[string]bool{}
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		log.Error("cannot create the state directory; relay counters are kept in memory only and lost on restart",
 			KeyStateDir, dir, keyErr, err)
@@ -131,11 +146,12 @@ func openBolt(path string) (*bolt.DB, error) {
 		return nil, err
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketUsers); err != nil {
-			return err
+		for _, b := range [][]byte{bucketUsers, bucketMeta, bucketOutage} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
 		}
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, err
@@ -162,6 +178,9 @@ func (e *Embedded) load(db *bolt.DB) (err error) {
 				lost = append(lost, "(organisation)")
 			}
 		}
+		if err := e.loadJournal(tx, &lost); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
 			u, err := decodeUser(v, cut)
 			if err != nil {
@@ -181,13 +200,40 @@ func (e *Embedded) load(db *bolt.DB) (err error) {
 	if len(lost) > 0 {
 		e.log.Error("damaged records in the state file: these counters are lost", KeyStateFile, e.path, KeyLost, lost)
 		for _, k := range lost {
-			if k != "(organisation)" {
+			if tx, ok := strings.CutPrefix(k, "(outage) "); ok {
+				e.c.journalDirty[tx] = true // deleted at the next flush
+			} else if k != "(organisation)" {
 				e.c.dirty[k] = true // rewritten (or deleted) at the next flush
 			}
 		}
 	}
 	e.log.Info("relay counters loaded", KeyStateFile, e.path, KeyUsers, users)
 	return nil
+}
+
+// loadJournal reads the outage notes still inside the day window, when
+// the store keeps them; a damaged note is lost (added to lost), one out
+// of the window is deleted at the next flush.
+func (e *Embedded) loadJournal(tx *bolt.Tx, lost *[]string) error {
+	b := tx.Bucket(bucketOutage)
+	if e.c.journal == nil || b == nil { // b: a read-only file of an older version
+		return nil
+	}
+	old := e.c.now().Add(-24 * time.Hour).UnixMilli()
+	err := b.ForEach(func(k, v []byte) error {
+		o, err := decodeOutage(v)
+		switch {
+		case err != nil:
+			*lost = append(*lost, "(outage) "+string(k))
+		case o.ms <= old:
+			e.c.journalDirty[string(k)] = true
+		default:
+			e.c.journal[string(k)] = o
+		}
+		return nil
+	})
+	e.c.journalLen.Store(int64(len(e.c.journal)))
+	return err
 }
 
 func (e *Embedded) loop() {
@@ -221,7 +267,7 @@ func (e *Embedded) flush() {
 	}
 	c := e.c
 	c.mu.Lock()
-	if len(c.dirty) == 0 && !c.orgDirty {
+	if len(c.dirty) == 0 && !c.orgDirty && len(c.journalDirty) == 0 {
 		c.mu.Unlock()
 		return
 	}
@@ -237,11 +283,22 @@ func (e *Embedded) flush() {
 	if c.orgDirty {
 		orgRec = encodeOrg(&c.org)
 	}
+	notes := make(map[string][]byte, len(c.journalDirty))
+	for id := range c.journalDirty {
+		if o := c.journal[id]; o != nil {
+			notes[id] = encodeOutage(o)
+		} else {
+			notes[id] = nil
+		}
+	}
 	c.dirty, c.orgDirty = map[string]bool{}, false
+	if c.journalDirty != nil {
+		c.journalDirty = map[string]bool{}
+	}
 	c.mu.Unlock()
 
 	start := time.Now()
-	err := e.write(recs, orgRec)
+	err := e.write(recs, orgRec, notes)
 	e.obs.StoreOp("embedded", "flush", time.Since(start), err != nil)
 	if err != nil {
 		e.log.Error("cannot write relay counters to the state file; will retry", KeyStateFile, e.path, keyErr, err)
@@ -253,37 +310,49 @@ func (e *Embedded) flush() {
 		if orgRec != nil {
 			c.orgDirty = true
 		}
+		for id := range notes {
+			c.journalDirty[id] = true
+		}
 		c.mu.Unlock()
 	}
 }
 
-func (e *Embedded) write(recs map[string][]byte, orgRec []byte) (err error) {
+func (e *Embedded) write(recs map[string][]byte, orgRec []byte, notes map[string][]byte) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("limits: writing %s: %v", e.path, p)
 		}
 	}()
 	return e.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsers)
-		// In key order: bbolt inserts into a node by moving what follows,
-		// so random order is quadratic in a large flush.
-		for _, name := range slices.Sorted(maps.Keys(recs)) {
-			v := recs[name]
-			var err error
-			if v == nil {
-				err = b.Delete([]byte(name))
-			} else {
-				err = b.Put([]byte(name), v)
-			}
-			if err != nil {
-				return err
-			}
+		if err := putAll(tx.Bucket(bucketUsers), recs); err != nil {
+			return err
+		}
+		if err := putAll(tx.Bucket(bucketOutage), notes); err != nil {
+			return err
 		}
 		if orgRec != nil {
 			return tx.Bucket(bucketMeta).Put(keyOrg, orgRec)
 		}
 		return nil
 	})
+}
+
+// putAll writes recs to b, deleting the keys whose value is nil. In key
+// order: bbolt inserts into a node by moving what follows, so random
+// order is quadratic in a large flush.
+func putAll(b *bolt.Bucket, recs map[string][]byte) error {
+	for _, k := range slices.Sorted(maps.Keys(recs)) {
+		var err error
+		if v := recs[k]; v == nil {
+			err = b.Delete([]byte(k))
+		} else {
+			err = b.Put([]byte(k), v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Reserve implements rules.Limiter.

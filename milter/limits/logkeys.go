@@ -13,6 +13,11 @@ const (
 	KeyOp               = "op"
 	KeyRedisUnavailable = "redis_unavailable"
 	KeyTransactions     = "transactions"
+	KeyMessages         = "messages"       // pushed to Redis after an outage
+	KeyRecipients       = "recipients"     // unique recipients pushed, not counted there yet
+	KeyOrgRecipients    = "org_recipients" // organisation recipients pushed
+	KeyAlreadyPushed    = "already_pushed" // transactions Redis had from an earlier push
+	KeyLeft             = "left"           // transactions still to push
 	keyErr              = "err"
 	keyRenameErr        = "rename_err"
 )

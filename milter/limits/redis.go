@@ -19,14 +19,16 @@ import (
 // Redis is the Store shared by a fleet of gateways (redis.lua.go has the
 // data model). While Redis cannot be reached it tempfails relay
 // recipients, or with redis_unavailable = "local" counts in the embedded
-// store of [state] dir meanwhile. go-redis redials by itself: after a
-// failure the store waits retryAfter before trying Redis again (so that a
-// dead Redis costs one timeout per second, not one per recipient).
+// store of [state] dir meanwhile, and pushes what it counted there to
+// Redis when Redis is back (redis_push.go). go-redis redials by itself:
+// after a failure the store waits retryAfter before trying Redis again
+// (so that a dead Redis costs one timeout per second, not one per
+// recipient).
 type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
-	where  string // for reports: the address
-	local  Store  // redis_unavailable = "local"; nil: tempfail
+	where  string    // for reports: the address
+	local  *Embedded // redis_unavailable = "local"; nil: tempfail
 	log    *slog.Logger
 	obs    Observer
 	now    func() time.Time
@@ -35,12 +37,25 @@ type Redis struct {
 	downSince atomic.Int64 // Unix ns of the last failure
 	localTx   sync.Map     // transactions reserved in the local store
 
+	// The background work of the local fallback: watching for Redis to
+	// come back, pushing the outage's usage (redis_push.go). Close stops
+	// it and waits.
+	bgMu     sync.Mutex
+	closed   bool
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	watching atomic.Bool
+	pushing  atomic.Bool
+	pushAt   atomic.Int64 // Unix ns when the last push began
+
 	statsMu  sync.Mutex
 	statsAt  time.Time
 	statsVal Stats
 }
 
 var _ Store = (*Redis)(nil)
+
+var errBadReply = errors.New("limits: unexpected reply from redis")
 
 const (
 	redisTimeout = time.Second
@@ -104,9 +119,9 @@ func OpenRedis(st rules.State, log *slog.Logger, obs Observer, now func() time.T
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	r := &Redis{rdb: rdb, prefix: KeyPrefix, where: where, log: log, obs: obs, now: now}
+	r := &Redis{rdb: rdb, prefix: KeyPrefix, where: where, log: log, obs: obs, now: now, stop: make(chan struct{})}
 	if st.RedisUnavailable == "local" {
-		if r.local, err = OpenEmbedded(st.Dir, log, obs, now); err != nil {
+		if r.local, err = openEmbedded(st.Dir, log, obs, now, true); err != nil {
 			rdb.Close()
 			return nil, err
 		}
@@ -117,6 +132,7 @@ func OpenRedis(st rules.State, log *slog.Logger, obs Observer, now func() time.T
 		r.failed("ping", err)
 	} else {
 		log.Info("relay counters in redis", KeyRedis, where)
+		r.push() // what an earlier run counted locally and could not push
 	}
 	return r, nil
 }
@@ -134,6 +150,7 @@ func (r *Redis) failed(op string, err error) {
 			r.log.Error("redis unavailable: counting relay limits locally, this gateway alone, until it is back",
 				KeyRedis, r.where, KeyOp, op, keyErr, err, KeyRedisUnavailable, "local")
 			r.obs.Fallback(true)
+			r.background(r.watch)
 		} else {
 			r.log.Error("redis unavailable: relay recipients are deferred (451 4.3.0) until it is back",
 				KeyRedis, r.where, KeyOp, op, keyErr, err, KeyRedisUnavailable, "tempfail")
@@ -141,13 +158,22 @@ func (r *Redis) failed(op string, err error) {
 	}
 }
 
-// ok records that Redis answered.
+// ok records that Redis answered, and pushes what was counted locally
+// meanwhile. Cheap when there is nothing to push (two atomic loads): it
+// runs after every reservation.
 func (r *Redis) ok() {
 	if r.down.Swap(false) {
 		r.log.Warn("redis is back: relay limits are shared again", KeyRedis, r.where)
 		if r.local != nil {
 			r.obs.Fallback(false)
+			r.push()
 		}
+		return
+	}
+	// Notes left by the last push: transactions that were still counting
+	// locally when it began, or a push that failed.
+	if r.local != nil && r.local.c.journalLen.Load() > 0 && time.Since(time.Unix(0, r.pushAt.Load())) >= pushRetry {
+		r.push()
 	}
 }
 
@@ -310,8 +336,18 @@ func (r *Redis) Stats(lim rules.Limits) (Stats, error) {
 	return s, nil
 }
 
-// Close closes the client and the local store.
+// Close stops the background work (a push in progress ends after its
+// current batch), then closes the local store and the client.
 func (r *Redis) Close() error {
+	r.bgMu.Lock()
+	if r.closed {
+		r.bgMu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.stop)
+	r.bgMu.Unlock()
+	r.bg.Wait()
 	if r.local != nil {
 		r.local.Close()
 	}

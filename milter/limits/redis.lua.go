@@ -18,6 +18,7 @@ import "github.com/redis/go-redis/v9"
 //	P:org:pend   reserved organisation recipients
 //	P:tx:TX      HASH user, msg, k:HASH per reserved recipient
 //	P:txs        ZSET open transactions by deadline (released by the next reserve after it)
+//	P:merged     ZSET transactions pushed after an outage (member tx, score commit ms)
 //
 // Windows are exact to the millisecond for users (sorted sets) and roll
 // per minute / 10 seconds for the organisation, stamped with the
@@ -68,6 +69,22 @@ local function orgadd(name, width, n, now, k)
   redis.call('HINCRBY', h, tostring(slot), k)
   redis.call('PEXPIRE', h, TTL)
   redis.call('SET', P..':org:'..name..':sum', tostring(sum + k), 'PX', TTL)
+end
+
+-- orgat adds k recipients to slot of time ms of an organisation window,
+-- if that slot is still in the window (what a gateway counted while
+-- Redis was down, at the time it counted it). Returns k, or 0 when the
+-- slot has left the window.
+local function orgat(name, width, n, now, ms, k)
+  local sum, slot = roll(name, width, n, now)
+  local s = math.floor(ms / width)
+  if s > slot then s = slot end -- a clock that stepped back: the newest slot
+  if s <= slot - n then return 0 end
+  local h = P..':org:'..name
+  redis.call('HINCRBY', h, tostring(s), k)
+  redis.call('PEXPIRE', h, TTL)
+  redis.call('SET', P..':org:'..name..':sum', tostring(sum + k), 'PX', TTL)
+  return k
 end
 
 local function decr(key, by)
@@ -228,4 +245,58 @@ local had = redis.call('ZCARD', U..':m') + redis.call('ZCARD', U..':r')
 redis.call('DEL', U..':m', U..':r')
 if had > 0 then return 1 end
 return 0
+`)
+
+// pushScript adds what a gateway counted locally while Redis was down
+// (redis_push.go). ARGV now ms, then per transaction: tx, user, commit
+// ms, organisation recipients, n, n recipient hashes. A transaction is
+// added once (P:merged): pushing it again adds nothing. Messages are
+// members of P:u:USER:m by tx and recipients of P:u:USER:r by hash, so
+// one that Redis counted already (the transaction also committed there,
+// or another gateway sent to the recipient) counts once; a recipient
+// keeps its latest time. Returns transactions added, transactions already
+// merged, messages added, recipients added, organisation recipients
+// added (to the day window).
+var pushScript = redis.NewScript(luaCommon + `
+local now = tonumber(ARGV[1])
+local cut = now - DAY
+local M = P..':merged'
+redis.call('ZREMRANGEBYSCORE', M, '-inf', cut)
+local txs, dup, msgs, rcpts, orgn = 0, 0, 0, 0, 0
+local i = 2
+while i + 4 <= #ARGV do
+  local tx, user, ms, k, n = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+  local first = i + 5
+  i = first + n
+  if ms > now then ms = now end
+  if ms <= cut then
+    -- out of every window: nothing to add
+  elseif redis.call('ZADD', M, 'NX', ms, tx) == 0 then
+    dup = dup + 1
+  else
+    txs = txs + 1
+    if k > 0 then
+      orgn = orgn + orgat('d', 60000, 1440, now, ms, k)
+      orgat('p', 10000, 60, now, ms, k)
+    end
+    if user ~= '' then
+      local U = P..':u:'..user
+      redis.call('ZREMRANGEBYSCORE', U..':m', '-inf', cut)
+      redis.call('ZREMRANGEBYSCORE', U..':r', '-inf', cut)
+      msgs = msgs + redis.call('ZADD', U..':m', 'NX', ms, tx)
+      for j = first, first + n - 1 do
+        local s = redis.call('ZSCORE', U..':r', ARGV[j])
+        if not s then rcpts = rcpts + 1 end
+        if not s or tonumber(s) < ms then redis.call('ZADD', U..':r', ms, ARGV[j]) end
+      end
+      redis.call('PEXPIRE', U..':m', TTL)
+      if n > 0 then redis.call('PEXPIRE', U..':r', TTL) end
+      local s = redis.call('ZSCORE', P..':users', user)
+      if not s or tonumber(s) < ms then redis.call('ZADD', P..':users', ms, user) end
+      redis.call('PEXPIRE', P..':users', TTL)
+    end
+  end
+end
+if redis.call('EXISTS', M) == 1 then redis.call('PEXPIRE', M, TTL) end
+return {txs, dup, msgs, rcpts, orgn}
 `)

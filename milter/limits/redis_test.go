@@ -27,11 +27,21 @@ func (o *fakeObs) StoreOp(_, _ string, _ time.Duration, err bool) {
 }
 func (o *fakeObs) Fallback(a bool) { o.mu.Lock(); o.fallback = a; o.mu.Unlock() }
 
+// active reports the fallback gauge (set by the store's watcher too, in
+// a goroutine of its own).
+func (o *fakeObs) active() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.fallback }
+
 func openRedis(t *testing.T, url, policy string, clk *clock) (*Redis, *logBuf, *fakeObs) {
+	t.Helper()
+	return openRedisIn(t, t.TempDir(), url, policy, clk)
+}
+
+// openRedisIn opens a Redis store whose local fallback is in dir.
+func openRedisIn(t *testing.T, dir, url, policy string, clk *clock) (*Redis, *logBuf, *fakeObs) {
 	t.Helper()
 	log, buf := testLog()
 	obs := &fakeObs{}
-	r, err := OpenRedis(rules.State{Dir: t.TempDir(), Redis: url, RedisUnavailable: policy}, log, obs, clk.now)
+	r, err := OpenRedis(rules.State{Dir: dir, Redis: url, RedisUnavailable: policy}, log, obs, clk.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +198,8 @@ func TestRedisDeadGateway(t *testing.T) {
 }
 
 // TestRedisDown: tempfail gives an error (the rules defer the recipient);
-// local counts alone; both come back by themselves when Redis does.
+// local counts alone; both come back by themselves when Redis does, and
+// what local counted meanwhile is pushed to Redis.
 func TestRedisDown(t *testing.T) {
 	srv := postfixtest.StartRedis(t)
 	clk := &clock{t: time.Now()}
@@ -220,24 +231,28 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("local limit: %v", ex)
 	}
 	lo.Release("l2")
-	if !strings.Contains(loLog.String(), "redis unavailable: counting relay limits locally") || !obs.fallback {
-		t.Errorf("local: fallback %v, log: %s", obs.fallback, loLog)
+	if !strings.Contains(loLog.String(), "redis unavailable: counting relay limits locally") || !obs.active() {
+		t.Errorf("local: fallback %v, log: %s", obs.active(), loLog)
 	}
-	// Redis comes back (empty: this server keeps nothing across restarts).
+	// Redis comes back (empty: this server keeps nothing across
+	// restarts); local pushes its 2 messages (l0, l1) by itself.
 	srv.Start(t)
-	time.Sleep(retryAfter + 100*time.Millisecond)
+	waitPushed(t, lo)
+	if obs.active() {
+		t.Error("fallback still active")
+	}
+	time.Sleep(retryAfter + 100*time.Millisecond) // tf tries Redis again
+	lim.UserMessagesPerDay = 3
+	want := []rules.Exceeded{rules.NotExceeded, rules.UserMessages}
 	for i, s := range []*Redis{tf, lo} {
 		tx := fmt.Sprint("back", i)
-		if ex, err := s.Reserve(res(tx, "alice@example.com", "a@x.test", lim)); ex != rules.NotExceeded || err != nil {
-			t.Fatalf("after Redis is back: %v %v", ex, err)
+		if ex, err := s.Reserve(res(tx, "alice@example.com", "a@x.test", lim)); ex != want[i] || err != nil {
+			t.Fatalf("after Redis is back, message %d of 3: %v %v, want %v", 3+i, ex, err, want[i])
 		}
 		s.Commit(tx)
 	}
-	if obs.fallback {
-		t.Error("fallback still active")
-	}
 	rep, _ := lo.Show("alice@example.com")
-	if rep.Users[0].Messages != 2 {
+	if rep.Users[0].Messages != 3 {
 		t.Errorf("shared count after restart: %+v", rep.Users)
 	}
 }

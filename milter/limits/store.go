@@ -36,9 +36,10 @@ type Stats struct {
 // Observer is told about store operations, for metrics. Implementations
 // must be cheap and safe for concurrent use.
 type Observer interface {
-	// StoreOp is one operation (reserve, commit, release, flush) on a
-	// store ("embedded", "redis", "local") and how long it took; err is
-	// true when it failed.
+	// StoreOp is one operation (reserve, commit, release, flush; push:
+	// the usage counted locally during an outage, to Redis) on a store
+	// ("embedded", "redis", "local") and how long it took; err is true
+	// when it failed.
 	StoreOp(store, op string, d time.Duration, err bool)
 	// Fallback is true while a Redis store counts locally because Redis
 	// cannot be reached (redis_unavailable = "local").

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -13,11 +14,13 @@ import (
 // Redis is a private redis-server (Debian's redis-server package) on a
 // loopback port with its own directory and no persistence, for the shared
 // relay limits. Stop and Start let a test take it down and bring it back
-// on the same port; the test's cleanup stops it by PID.
+// on the same port; the test's cleanup stops it by PID. The same type
+// runs the processes of a Sentinel or a Cluster (rediscluster.go).
 type Redis struct {
 	Dir  string
 	Port int
 	bin  string
+	args []string // the command line after the binary, for a restart
 	cmd  *exec.Cmd
 	done chan error
 }
@@ -25,28 +28,43 @@ type Redis struct {
 // URL is the redis:// URL of the server, database 0.
 func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
 
-// StartRedis starts a private redis-server.
-func StartRedis(t testing.TB) *Redis {
+// StartRedis starts a private redis-server. args are added to its
+// command line: "--appendonly", "yes" keeps the data across Stop and
+// Start (Redis writes its append-only file at a clean shutdown), as a
+// production Redis would.
+func StartRedis(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	return startRedis(t, "redis", func(int) []string { return args }, nil)
+}
+
+// startRedis starts a redis-server as StartRedis does; who names it in
+// failures, args gives the options that follow the standard ones for a
+// port (called again for each port tried), pre what comes first on the
+// command line (a configuration file).
+func startRedis(t testing.TB, who string, args func(port int) []string, pre []string) *Redis {
 	t.Helper()
 	bin, err := lookTool("redis-server")
 	if err != nil {
 		missing(t, "redis-server not found (apt-get install redis-server, or make deps)")
 	}
-	r := &Redis{Dir: makeTempDir(t, "splitrelay-redis-"), bin: bin}
+	r := &Redis{Dir: makeTempDir(t, "splitrelay-"+who+"-"), bin: bin}
 	var lastErr error
 	for range portAttempts {
 		r.Port = FreePort(t)
+		r.args = append(append(slices.Clone(pre), "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+			"--dir", r.Dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+			"--protected-mode", "yes", "--logfile", ""), args(r.Port)...)
 		if lastErr = r.start(); lastErr == nil {
 			break
 		}
 	}
 	if lastErr != nil {
-		t.Fatalf("postfixtest: start redis-server: %v\n%s", lastErr, r.logTail())
+		t.Fatalf("postfixtest: start %s (redis-server): %v\n%s", who, lastErr, r.logTail())
 	}
 	t.Cleanup(func() {
 		r.Stop(t)
 		if t.Failed() {
-			t.Logf("postfixtest: redis log:\n%s", r.logTail())
+			t.Logf("postfixtest: %s log (%s):\n%s", who, r.Dir, r.logTail())
 		}
 		removeTempDir(t, r.Dir)
 	})
@@ -59,9 +77,7 @@ func (r *Redis) start() error {
 		return err
 	}
 	defer logf.Close()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--dir", r.Dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--protected-mode", "yes", "--logfile", "")
+	r.cmd = exec.Command(r.bin, r.args...)
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	if err := r.cmd.Start(); err != nil {
 		return err
