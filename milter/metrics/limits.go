@@ -135,4 +135,10 @@ func (l *limitMetrics) configure(rs *rules.Ruleset) {
 			l.storeErr.WithLabelValues(st, op)
 		}
 	}
+	if rs.State.Redis != "" && rs.State.RedisUnavailable == "local" {
+		// what a gateway counted alone during an outage, pushed to Redis
+		// when it is back (limits.Redis)
+		l.storeOps.WithLabelValues("redis", "push")
+		l.storeErr.WithLabelValues("redis", "push")
+	}
 }
