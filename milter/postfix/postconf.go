@@ -43,7 +43,11 @@ func (c *Config) Record() string {
 //     (re)written with "postconf -M" and "postconf -P";
 //   - before changing anything it copies main.cf and master.cf to
 //     main.cf.splitrelay-YYYYmmddHHMMSS (and master.cf.…) in the
-//     configuration directory. A run that changes nothing writes nothing.
+//     configuration directory, never over an earlier copy. A run that
+//     changes nothing writes nothing;
+//   - the record also keeps the way back (wayback.go): the copies the
+//     first attach made, and each file's SHA-256 as the run left it, so
+//     that --detach can tell whether anyone else changed it since.
 //
 // The script first checks that the map files exist, so that it never points
 // Postfix at a missing table. It does not reload Postfix.
@@ -52,13 +56,17 @@ func (c *Config) WritePostconf(w io.Writer) error {
 }
 
 // WriteDetach writes the POSIX sh script that removes everything the
-// postconf script added: our list elements and values (each parameter gets
-// back the value recorded before we first touched it, or is removed from
-// main.cf again when it was not there), every splitrelay-* service of
-// master.cf, the record and the map files. Attaching then detaching leaves
-// main.cf and master.cf as they were, byte for byte, unless the
-// administrator changed the same parameters in between (then their current
-// value, without our elements, is kept).
+// postconf script added. main.cf and master.cf that nobody but splitrelay
+// changed since attaching get back their copies from before attaching,
+// byte for byte: postconf alone cannot promise that (it writes a value on
+// one line, see wayback.go). A file changed since keeps the change and
+// loses only what we added, through postconf: our list elements and values
+// (each parameter gets back the value recorded before we first touched it,
+// or is removed from main.cf again when it was not there; one that the
+// administrator changed keeps its current value without our elements) and
+// every splitrelay-* service of master.cf; the script warns that the file
+// is not restored, what postconf cannot keep and where the copy is. Then
+// the record and the map files go.
 func (c *Config) WriteDetach(w io.Writer) error {
 	return c.writeScript(w, true)
 }
@@ -76,9 +84,10 @@ func (c *Config) writeScript(w io.Writer, detach bool) error {
 	}
 	fmt.Fprintf(bw, "#!/bin/sh\n# %s from %s — do not edit.\n", what, c.Source)
 	if detach {
-		comment(bw, "", "It takes away what the postconf script recorded in "+c.Record()+
-			" (our list elements and values: each parameter gets back its value from before), every splitrelay-* service of master.cf, "+
-			"the record and the map files. main.cf and master.cf are copied first.")
+		comment(bw, "", "main.cf and master.cf get back, byte for byte, their copies from before splitrelay attached, when nobody else changed them since "+
+			"(the record "+c.Record()+" has their SHA-256 as the postconf script left them). A file changed since is worked on with postconf instead, with a warning: "+
+			"it takes away what the postconf script recorded (our list elements and values: each parameter gets back its value from before) "+
+			"and every splitrelay-* service of master.cf. Then the record and the map files go. main.cf and master.cf are copied first.")
 	} else {
 		comment(bw, "", "Run it again after changing the routes: it merges our elements into your lists, "+
 			"records what it added in "+c.Record()+", takes away what an earlier run added and this configuration no longer needs, "+
@@ -86,6 +95,14 @@ func (c *Config) writeScript(w io.Writer, detach bool) error {
 	}
 	fmt.Fprintf(bw, "set -e\nset -f\n\npc() { %s \"$@\"; }\nrec=%s\n", pc, shQuote(c.Record()))
 	bw.WriteString(scriptFunctions)
+	// read before anything is written; absolute, since the record names
+	// the copies in it
+	bw.WriteString("cfgdir=$(pc -h config_directory)\ncase $cfgdir in /*) ;; *) cfgdir=$(pwd)/$cfgdir ;; esac\n")
+	if detach {
+		bw.WriteString(wayBackDetach)
+	} else {
+		bw.WriteString(wayBackStart)
+	}
 
 	if !detach && !c.Scratch {
 		fmt.Fprintf(bw, "\n# The map files must exist before Postfix is told about them.\nfor f in")
@@ -114,10 +131,15 @@ done
 	}
 	bw.WriteString("\tesac\n\treturn 1\n}\n")
 
+	step1 := `if [ -f "$rec" ]; then`
+	if detach {
+		// main.cf coming back whole needs no work
+		step1 = `if [ -z "$back_main" ] && [ -f "$rec" ]; then`
+	}
 	bw.WriteString(`
 # main.cf, step 1: take away what an earlier run added and this one does
 # not (nothing is written yet: the values are worked on in variables).
-if [ -f "$rec" ]; then
+` + step1 + `
 	while IFS=$tab read -r kind name value; do
 		case $name in ''|*[!a-z0-9_]*) continue ;; esac
 		case $kind in elem|val) ;; *) continue ;; esac
@@ -182,6 +204,9 @@ fi
 	fmt.Fprintf(bw, "services_current=%s\n", shQuote(serviceListing(master)))
 	bw.WriteString(`services_now=$(pc -M | awk '$1 ~ /^` + ServicePrefix + `/ { if (s != "") print s; s = $0; next } s != "" && /^[ \t]/ { s = s " " $0; next } s != "" { print s; s = "" } END { if (s != "") print s }' | tr -s ' \t' '  ')
 `)
+	if detach {
+		bw.WriteString("# master.cf coming back whole needs no work\n[ -z \"$back_master\" ] || { stale=; services_now=$services_current; }\n")
+	}
 
 	bw.WriteString(`
 # Apply: nothing to do when nothing changes; otherwise copy main.cf and
@@ -219,15 +244,33 @@ for n in $touched; do
 		set -- "$@" "$n = $val"
 	fi
 done
-if [ -z "$stale" ] && [ "$services_now" = "$services_current" ] && [ $# -eq 0 ] && [ -z "$xnames" ] && [ -z "$newlines" ]; then
+`)
+	nothing := `[ -z "$stale" ] && [ "$services_now" = "$services_current" ] && [ $# -eq 0 ] && [ -z "$xnames" ] && [ -z "$newlines" ]`
+	if detach {
+		nothing += ` && [ -z "$copyback" ]`
+	} else {
+		bw.WriteString(wayBackAttach)
+	}
+	bw.WriteString(`if ` + nothing + `; then
 	echo "# nothing to change"
 else
-	cfgdir=$(pc -h config_directory)
-	stamp=$(date +%Y%m%d%H%M%S)
+	# a new name for the copies: never over an earlier one (the way back
+	# may be one)
+	base=$(date +%Y%m%d%H%M%S)
+	stamp=$base
+	i=0
+	while [ -e "$cfgdir/main.cf.splitrelay-$stamp" ] || [ -e "$cfgdir/master.cf.splitrelay-$stamp" ]; do
+		i=$((i + 1))
+		stamp=$base.$i
+	done
 	cp -p "$cfgdir/main.cf" "$cfgdir/main.cf.splitrelay-$stamp"
 	cp -p "$cfgdir/master.cf" "$cfgdir/master.cf.splitrelay-$stamp"
 	echo "# copied main.cf and master.cf to $cfgdir/*.splitrelay-$stamp"
-	# shellcheck disable=SC2086 # one word per service (set -f)
+`)
+	if !detach {
+		bw.WriteString(wayBackFirst)
+	}
+	bw.WriteString(`	# shellcheck disable=SC2086 # one word per service (set -f)
 	[ -z "$stale" ] || { echo "# master.cf: removing$stale"; pc -MX $stale; }
 `)
 	if len(defs) > 0 {
@@ -243,8 +286,14 @@ else
 	fi
 	# shellcheck disable=SC2086 # one word per parameter (set -f)
 	[ -z "$xnames" ] || pc -X $xnames
-fi
 `)
+	if detach {
+		bw.WriteString(wayBackRestore)
+	}
+	bw.WriteString("fi\n")
+	if !detach {
+		bw.WriteString(wayBackSums)
+	}
 	switch {
 	case !detach && !c.Scratch:
 		// the way back, usable even once splitrelay is uninstalled (the
@@ -327,6 +376,10 @@ recval() {
 		$1 == k && $2 == n { print substr($0, length($1) + length($2) + 3); f = 1; exit }
 		END { exit !f }' "$3"
 }
+
+# filesum FILE: FILE's SHA-256 (sha256sum, GNU coreutils); nothing when
+# FILE cannot be read or sha256sum is missing.
+filesum() { sha256sum 2>/dev/null < "$1" | cut -c1-64; }
 
 # restore NAME: NAME gets back the value recorded before we first set it.
 restore() {

@@ -88,10 +88,18 @@ func (c *Config) WriteDetachText(w io.Writer) error {
 	fmt.Fprintf(bw, "# Removing splitrelay from Postfix (generated from %s).\n", c.Source)
 	comment(bw, "", "Run the script of \"splitrelay postfix --detach --format postconf\" (with the same --postfix-config-dir and --map-dir as when attaching), "+
 		"then \"postfix reload\"; \"--detach --format diff\" shows what it changes. It copies main.cf and master.cf first, then:")
-	fmt.Fprintf(bw, "\n# ---- main.cf ----\n")
-	comment(bw, "", "Everything recorded in "+c.Record()+" is taken away: each element we added to a list, each value we set. "+
+	fmt.Fprintf(bw, "\n# ---- main.cf and master.cf, unchanged since attaching ----\n")
+	comment(bw, "", "A file that nobody but splitrelay changed since attaching (its SHA-256 is still the one recorded in "+c.Record()+
+		" when the postconf script last ran) gets back its copy from before the first attach, "+
+		"FILE.splitrelay-YYYYmmddHHMMSS in the Postfix configuration directory, byte for byte (cp -p: owner and mode too). "+
+		"A file changed since, or whose copy is missing or changed, or one that sha256sum (GNU coreutils) cannot check, is worked on with postconf instead, as below.")
+	fmt.Fprintf(bw, "\n# ---- main.cf, changed since attaching ----\n")
+	comment(bw, "", "Everything recorded in "+c.Record()+" is taken away with postconf, and the script warns that main.cf is not restored and names the copy: "+
+		"each element we added to a list, each value we set. "+
 		"A parameter gets back the value it had before splitrelay first touched it, or leaves main.cf again if it was not there; "+
-		"one that you changed since keeps your change, without our elements. With this configuration these are:")
+		"one that you changed since keeps your change, without our elements. "+
+		"postconf writes each parameter it changes on one line: a value you spread over several lines comes back joined (same meaning, "+
+		"comment lines inside it stay below it), and a parameter you set twice gets its last value in both places. With this configuration these are:")
 	for _, s := range c.Main {
 		switch s.Merge {
 		case Replace:
@@ -100,8 +108,8 @@ func (c *Config) WriteDetachText(w io.Writer) error {
 			fmt.Fprintf(bw, "#   %s: without %s\n", s.Name, s.Value)
 		}
 	}
-	fmt.Fprintf(bw, "\n# ---- master.cf ----\n")
-	comment(bw, "", "Every service whose name starts with "+ServicePrefix+" is removed (postconf -MX).")
+	fmt.Fprintf(bw, "\n# ---- master.cf, changed since attaching ----\n")
+	comment(bw, "", "Every service whose name starts with "+ServicePrefix+" is removed (postconf -MX), with the same warning.")
 	fmt.Fprintf(bw, "\n# ---- %s ----\n", c.MapDir)
 	comment(bw, "", "The record and the map files are deleted, and the directory if it is then empty.")
 	comment(bw, "", "Until Postfix is reloaded without smtpd_milters naming splitrelay, stopping the daemon tempfails all mail (milter default_action=tempfail): detach first, then remove the package.")

@@ -18,7 +18,10 @@ import (
 // submission service whose own -o smtpd_milters= leaves splitrelay out),
 // with splitrelay attached exactly as the README says. Mail is split, the
 // warning about the submission service is printed, and detaching gives
-// back main.cf and master.cf byte for byte.
+// back main.cf and master.cf byte for byte, although main.cf spreads
+// smtpd_recipient_restrictions, which splitrelay changes, over several
+// lines with a comment inside (postconf alone would join them: detach
+// restores the copy made before attaching).
 func TestE2ERealisticSite(t *testing.T) {
 	var virtual string
 	s := newSiteFull(t, routes, config(false), "unix", nil, func(pf *postfixtest.Instance) {
@@ -34,6 +37,14 @@ func TestE2ERealisticSite(t *testing.T) {
 			"non_smtpd_milters = $smtpd_milters",
 			"virtual_alias_maps = texthash:"+virtual,
 		)
+		f, err := os.OpenFile(filepath.Join(pf.ConfigDir, "main.cf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("\n# recipient checks, one per line\nsmtpd_recipient_restrictions =\n    permit_mynetworks,\n    # nobody else relays\n    reject_unauth_destination\n")
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 		pf.Postconf(t, "-M", "submission/inet = submission inet n - n - - smtpd")
 		pf.Postconf(t, "-P", "submission/inet/smtpd_milters = inet:127.0.0.1:9", "submission/inet/syslog_name = postfix/submission")
 		old := time.Now().Add(-time.Minute)
@@ -70,7 +81,12 @@ func TestE2ERealisticSite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--detach: %v\n%s", err, exitStderr(err))
 	}
-	s.pf.Shell(t, string(script))
+	out = []byte(s.pf.Shell(t, string(script)))
+	for _, f := range []string{"main.cf", "master.cf"} {
+		if !strings.Contains(string(out), "# "+f+": restored from "+filepath.Join(s.pf.ConfigDir, f)+".splitrelay-") {
+			t.Errorf("detach does not say that it restored %s:\n%s", f, out)
+		}
+	}
 	after := s.cf()
 	for f, data := range s.before {
 		if !bytes.Equal(after[f], data) {
