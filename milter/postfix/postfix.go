@@ -118,6 +118,15 @@ func (s Service) Line() string {
 	return strings.Join([]string{s.Name, s.Type, s.Private, s.Unpriv, s.Chroot, s.Wakeup, s.Maxproc, s.Command}, " ")
 }
 
+// unsafeInMainCF reports a character that a path cannot hold in a main.cf
+// list value (transport_maps, smtpd_milters…): Postfix splits lists on
+// whitespace and commas, expands $name and groups with { }, so the map
+// reference would be cut in two or changed, and the script's merge would
+// add it again at every run.
+func unsafeInMainCF(r rune) bool {
+	return r <= ' ' || r == 0x7f || strings.ContainsRune(",${}", r)
+}
+
 // Generate returns the Postfix configuration for rs.
 func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 	if opt.MapDir == "" {
@@ -131,6 +140,12 @@ func Generate(rs *rules.Ruleset, opt Options) (*Config, error) {
 	}
 	if !path.IsAbs(opt.QueueDir) {
 		return nil, fmt.Errorf("postfix: queue directory %q is not an absolute path", opt.QueueDir)
+	}
+	for _, d := range []struct{ what, dir string }{{"map directory", opt.MapDir}, {"queue directory", opt.QueueDir}} {
+		if i := strings.IndexFunc(d.dir, unsafeInMainCF); i >= 0 {
+			return nil, fmt.Errorf("postfix: %s %q contains %q: main.cf would read it as a list separator, a $parameter or a { } group; choose a path without it",
+				d.what, d.dir, d.dir[i:i+1])
+		}
 	}
 	suffix := strings.ToLower(strings.Trim(rs.Milter.RoutingSuffix, "."))
 	if !isDomain(suffix) {

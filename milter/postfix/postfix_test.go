@@ -167,6 +167,10 @@ func TestGenerateErrors(t *testing.T) {
 	}{
 		{"relative map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "maps" }, "map directory"},
 		{"relative queue dir", func(_ *rules.Ruleset, o *Options) { o.QueueDir = "spool" }, "queue directory"},
+		{"comma in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/postfix/a,b" }, `contains ","`},
+		{"space in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/postfix/a b" }, `contains " "`},
+		{"$ in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/$dir/splitrelay" }, `contains "$"`},
+		{"brace in queue dir", func(_ *rules.Ruleset, o *Options) { o.QueueDir = "/var/spool/{pf}" }, `queue directory "/var/spool/{pf}" contains "{"`},
 		{"bad suffix", func(rs *rules.Ruleset, _ *Options) { rs.Milter.RoutingSuffix = "split relay" }, "routing_suffix"},
 		{"no suffix", func(rs *rules.Ruleset, _ *Options) { rs.Milter.RoutingSuffix = "" }, "routing_suffix"},
 		{"bad listen", func(rs *rules.Ruleset, _ *Options) { rs.Milter.Listen = "udp:1" }, "milter.listen"},
