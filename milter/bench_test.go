@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	gomilter "github.com/d--j/go-milter"
+
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -135,5 +137,61 @@ func BenchmarkTransaction(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.message(b)
+	}
+}
+
+// BenchmarkSessionGoMilterClient is one whole milter connection as
+// Postfix makes it for an SMTP session with one routed message
+// (negotiation, connect, HELO, MAIL, RCPT with {rcpt_addr}, DATA, two
+// headers, body, end of message, close), driven by go-milter's client: a
+// second implementation of the protocol against ours. Its allocs/op are
+// the client's and the server's together (BenchmarkTransaction has the
+// server's alone).
+func BenchmarkSessionGoMilterClient(b *testing.B) {
+	rs, err := rules.Load("t.toml", []byte(strings.ReplaceAll(testConfig, "%DRY%", "false")), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(rs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sock := filepath.Join(b.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	}()
+	c := gomilter.NewClient("unix", sock, gomilter.WithAction(gomilter.OptAction(Actions)))
+	b.ReportAllocs()
+	for b.Loop() {
+		macros := gomilter.NewMacroBag()
+		macros.Set(gomilter.MacroMTAVersion, "Postfix 3.7.11")
+		ss, err := c.Session(macros)
+		if err != nil {
+			b.Fatal(err)
+		}
+		must := func(act *gomilter.Action, err error) {
+			if err != nil || act == nil || act.Type != gomilter.ActionContinue {
+				b.Fatalf("%v %v", act, err)
+			}
+		}
+		must(ss.Conn("client.test", gomilter.FamilyInet, 4321, "192.0.2.99"))
+		must(ss.Helo("client.test"))
+		must(ss.Mail("someone@elsewhere.test", ""))
+		macros.Set(gomilter.MacroRcptAddr, "carol@example.com")
+		macros.Set(gomilter.MacroQueueId, "ABC123")
+		must(ss.Rcpt("carol@example.com", ""))
+		must(ss.DataStart())
+		must(ss.HeaderField("From", "Someone <someone@elsewhere.test>", nil))
+		must(ss.HeaderField("Subject", "hello", nil))
+		must(ss.HeaderEnd())
+		mods, final, err := ss.BodyReadFrom(strings.NewReader("hello\r\n"))
+		if err != nil || final.Type != gomilter.ActionAccept || len(mods) != 2 {
+			b.Fatalf("end of message: %v %v %v", mods, final, err)
+		}
+		ss.Close()
 	}
 }
