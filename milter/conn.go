@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,6 +57,7 @@ func (s *Server) serve(nc net.Conn) {
 		r: wire.NewReader(nc, nc, ReadTimeout, 16<<10, wire.DataSize1M),
 		w: wire.NewWriter(nc, nc, WriteTimeout)}
 	defer nc.Close()
+	var ss *session
 	defer func() {
 		// A bug outside the callbacks that guard themselves (session.go's
 		// recover) must not take the daemon down with every other
@@ -63,17 +65,22 @@ func (s *Server) serve(nc net.Conn) {
 		// milter_default_action (tempfail) to its message.
 		if p := recover(); p != nil {
 			s.obs.ProtocolError()
-			s.log.Error("internal error; milter connection closed", slog.String(KeyErr, fmt.Sprint(p)),
-				slog.String(KeyStack, string(debug.Stack())))
+			attrs := []slog.Attr{slog.String(KeyErr, fmt.Sprint(p)), slog.String(KeyStack, string(debug.Stack()))}
+			if ss != nil {
+				ss.log.Error("internal error; milter connection closed", attrs...)
+			} else {
+				s.log.LogAttrs(context.Background(), slog.LevelError, "internal error; milter connection closed", attrs...)
+			}
 		}
 	}()
 	if err := c.negotiate(); err != nil {
 		if !closedConn(err) {
-			s.protocolError(err)
+			s.obs.ProtocolError()
+			s.log.Warn("milter protocol error", KeyStage, "negotiation", KeyErr, err.Error())
 		}
 		return
 	}
-	ss := s.newSession(c)
+	ss = s.newSession(c)
 	defer func() { ss.Cleanup() }()
 	for {
 		cmd, data, err := c.r.Next()
@@ -82,7 +89,11 @@ func (s *Server) serve(nc net.Conn) {
 		}
 		if err != nil {
 			if err != errQuit && !closedConn(err) {
-				s.protocolError(err)
+				// Logged with the connection's and the transaction's
+				// attributes (client, sender, queue ID), so that the
+				// message Postfix tempfails for it can be found.
+				s.obs.ProtocolError()
+				ss.txLog().Warn("milter protocol error", slog.String(KeyErr, err.Error()))
 			}
 			return
 		}
@@ -95,13 +106,6 @@ func (s *Server) serve(nc net.Conn) {
 // closedConn reports an error that only says the connection is gone.
 func closedConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
-}
-
-// protocolError logs and counts a broken milter conversation: the MTA
-// applies its milter_default_action to the message.
-func (s *Server) protocolError(err error) {
-	s.obs.ProtocolError()
-	s.log.Warn("milter protocol error", KeyErr, err.Error())
 }
 
 // negotiate answers the MTA's option negotiation: milter protocol 6, the

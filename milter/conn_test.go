@@ -365,3 +365,28 @@ func TestConnPanicClosesConnection(t *testing.T) {
 		t.Fatalf("the next connection: writes %q", got)
 	}
 }
+
+// TestConnProtocolErrorLogged: a broken conversation is logged with the
+// connection's and the transaction's attributes, so that the message the
+// MTA tempfails for it can be found, and counted.
+func TestConnProtocolErrorLogged(t *testing.T) {
+	b := pkt(nil, 'M', "<x@elsewhere.test>\x00")
+	b = pkt(b, 'D', "R", "i\x00Q42\x00{rcpt_addr}\x00alice@example.com\x00")
+	b = pkt(b, 'R', "<alice@example.com>\x00")
+	b = pkt(b, 'L', "From\x00") // a header without its value
+	_, logs, s := serveStream(t, cfg(false), mtaStream("192.0.2.9", b))
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="milter protocol error"`) {
+			line = l
+		}
+	}
+	for _, want := range []string{"conn_id=", "client_addr=192.0.2.9", "mail_from=x@elsewhere.test", "queue_id=Q42", "header packet"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("protocol error line lacks %q: %q", want, line)
+		}
+	}
+	if n := s.Stats().protocolErrors.Load(); n != 1 {
+		t.Errorf("%d protocol errors counted, want 1", n)
+	}
+}
