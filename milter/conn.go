@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/splitrelay/splitrelay/milter/wire"
 	"github.com/splitrelay/splitrelay/rules"
@@ -186,7 +187,7 @@ func (c *conn) handle(ssp **session, cmd byte, data []byte) error {
 			port = binary.BigEndian.Uint16(rest[1:])
 			addr, _, _ = wire.CString(rest[3:])
 		}
-		r = ss.Connect(string(host), familyName(family), port, string(addr))
+		r = ss.Connect(string(host), familyName(family), port, clientAddr(family, addr))
 	case wire.CmdHelo:
 		c.mac.Clear(wire.StageMail)
 		name, _, _ := wire.CString(data)
@@ -324,6 +325,21 @@ func unangle(b []byte) []byte {
 		return b[1 : len(b)-1]
 	}
 	return b
+}
+
+// clientAddr is a connect packet's client address as an IP address can
+// be read from it. Sendmail writes an IPv6 client as "IPv6:2001:db8::1"
+// ({client_addr}), some MTAs in brackets; left so, no relay network
+// could match it (the relay policy fails closed).
+func clientAddr(family byte, addr []byte) string {
+	a := string(addr)
+	if family == '6' {
+		a = strings.TrimPrefix(a, "IPv6:")
+		if len(a) > 2 && a[0] == '[' && a[len(a)-1] == ']' {
+			a = a[1 : len(a)-1]
+		}
+	}
+	return a
 }
 
 // familyName names a connect packet's address family as the session

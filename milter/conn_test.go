@@ -390,3 +390,43 @@ func TestConnProtocolErrorLogged(t *testing.T) {
 		t.Errorf("%d protocol errors counted, want 1", n)
 	}
 }
+
+// TestConnClientAddress: the client address decides the relay networks,
+// in every spelling MTAs send it; one that cannot be read matches none.
+func TestConnClientAddress(t *testing.T) {
+	const conf = `
+[organization]
+domains = ["example.com"]
+[relay]
+require_network = true
+require_smtp_auth = false
+networks = [{ cidr = "2001:db8::/112", description = "v6 clients", enabled = true },
+            { cidr = "192.0.2.0/24", description = "v4 clients", enabled = true }]
+`
+	tests := []struct {
+		family, addr string
+		want         string // RCPT reply code
+	}{
+		{"6", "2001:db8::99", "c"},
+		{"6", "IPv6:2001:db8::99", "c"}, // Sendmail's {client_addr}
+		{"6", "[2001:db8::99]", "c"},
+		{"6", "IPv6:2001:db8::1:1", "y"},
+		{"4", "192.0.2.9", "c"},
+		{"4", "::ffff:192.0.2.9", "c"}, // v4-mapped
+		{"4", "198.51.100.1", "y"},
+		{"6", "IPv6:not-an-address", "y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			b := append([]byte(nil), postfixOffer...)
+			b = pkt(b, 'C', "client.test\x00", tt.family, "\x10\xe1", tt.addr+"\x00")
+			b = pkt(b, 'M', "<app@example.com>\x00")
+			b = pkt(b, 'D', "R", "{rcpt_addr}\x00y@elsewhere.test\x00")
+			b = pkt(b, 'R', "<y@elsewhere.test>\x00")
+			c, logs, _ := serveStream(t, conf, b)
+			if got := codes(c.packets(t)[1:]); strings.Join(got, " ") != tt.want {
+				t.Fatalf("RCPT reply %q, want %q\n%s", got, tt.want, logs)
+			}
+		})
+	}
+}
