@@ -55,7 +55,7 @@ var errQuit = errors.New("quit")
 // serve runs one MTA connection to its end.
 func (s *Server) serve(nc net.Conn) {
 	c := &conn{s: s, c: nc,
-		r: wire.NewReader(nc, nc, ReadTimeout, 16<<10, wire.DataSize1M),
+		r: wire.NewReader(nc, nc, s.negTimeout, 16<<10, wire.DataSize1M),
 		w: wire.NewWriter(nc, nc, WriteTimeout)}
 	defer nc.Close()
 	var ss *session
@@ -81,6 +81,7 @@ func (s *Server) serve(nc net.Conn) {
 		}
 		return
 	}
+	c.r.SetTimeout(ReadTimeout)
 	ss = s.newSession(c)
 	defer func() { ss.Cleanup() }()
 	for {

@@ -430,3 +430,56 @@ networks = [{ cidr = "2001:db8::/112", description = "v6 clients", enabled = tru
 		})
 	}
 }
+
+// TestConnNegotiationTimeout: a connection that never negotiates is
+// closed after the negotiation timeout; once negotiated, the same pause is
+// an MTA waiting for its client and keeps the connection.
+func TestConnNegotiationTimeout(t *testing.T) {
+	rs, err := rules.Load("t.toml", []byte(cfg(false)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(rs, slog.New(slog.DiscardHandler))
+	s.negTimeout = 200 * time.Millisecond
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+
+	silent, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a silent connection: read %v, want EOF (closed by the server)", err)
+	}
+
+	mta, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mta.Close()
+	if _, err := mta.Write(postfixOffer); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // three negotiation timeouts
+	if _, err := mta.Write(mtaStream("192.0.2.9", message("x@elsewhere.test", "alice@example.com", "alice@example.com"))[len(postfixOffer):]); err != nil {
+		t.Fatal(err)
+	}
+	mta.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// negotiation reply, RCPT, DATA, end of message
+	for i := 0; i < 4; i++ {
+		var hdr [5]byte
+		if _, err := io.ReadFull(mta, hdr[:]); err != nil {
+			t.Fatalf("reply %d after the pause: %v", i, err)
+		}
+		if _, err := io.ReadFull(mta, make([]byte, binary.BigEndian.Uint32(hdr[:])-1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

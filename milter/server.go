@@ -92,6 +92,8 @@ type Server struct {
 	// instance and txSeq name transactions (limits.go).
 	instance string
 	txSeq    atomic.Uint64
+	// negTimeout is NegotiationTimeout (tests shorten it).
+	negTimeout time.Duration
 
 	// connections, for Shutdown
 	mu        sync.Mutex
@@ -103,7 +105,7 @@ type Server struct {
 
 // New returns a Server deciding with rs and logging to log.
 func New(rs *rules.Ruleset, log *slog.Logger) *Server {
-	s := &Server{log: log, now: time.Now, stats: &Stats{}, lobs: nopObserver{}, instance: instanceID(),
+	s := &Server{log: log, now: time.Now, stats: &Stats{}, lobs: nopObserver{}, instance: instanceID(), negTimeout: NegotiationTimeout,
 		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 	s.obs = tee{s.stats, nopObserver{}}
 	reportWarnings(s) // the watchdog probe's go-milter client (hooks.go)

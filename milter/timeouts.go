@@ -22,6 +22,12 @@ const (
 	// seconds. Postfix ends the milter connection with the SMTP session,
 	// so a long value holds nothing open that Postfix does not.
 	ReadTimeout = 7210 * time.Second
+	// NegotiationTimeout bounds the wait for the option negotiation, the
+	// first packet: an MTA sends it as soon as it has connected, so
+	// whatever connects and says nothing (a port scan of an inet listen
+	// address) is dropped instead of holding a connection for
+	// ReadTimeout.
+	NegotiationTimeout = 10 * time.Second
 	// WriteTimeout bounds writing a reply to Postfix, which is waiting
 	// for it (milter_command_timeout, 30 s by default, on its side).
 	WriteTimeout = 30 * time.Second

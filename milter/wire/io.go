@@ -107,6 +107,9 @@ func (r *Reader) fill(n int) error {
 	return nil
 }
 
+// SetTimeout changes the time each read(2) may take from now on.
+func (r *Reader) SetTimeout(d time.Duration) { r.tmo = d }
+
 // Buffered is how many bytes have been read and not yet returned.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
