@@ -200,7 +200,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var done chan struct{}
 	if len(s.conns) > 0 {
-		s.done = make(chan struct{})
+		if s.done == nil { // a second Shutdown waits on the same channel
+			s.done = make(chan struct{})
+		}
 		done = s.done
 	}
 	s.mu.Unlock()
