@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -482,4 +483,87 @@ func TestConnNegotiationTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestShutdownDrains: Shutdown stops accepting at once, waits for the MTA
+// to end the connections in progress (Postfix ends one with its SMTP
+// session), and closes those left when its context ends.
+func TestShutdownDrains(t *testing.T) {
+	rs, err := rules.Load("t.toml", []byte(cfg(false)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(t *testing.T) (*Server, string, chan error) {
+		s := New(rs, slog.New(slog.DiscardHandler))
+		sock := filepath.Join(t.TempDir(), "m.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		return s, sock, served
+	}
+	negotiated := func(t *testing.T, sock string) net.Conn {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(postfixOffer); err != nil {
+			t.Fatal(err)
+		}
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(hdr[:])))
+		return c
+	}
+
+	t.Run("the MTA ends its connection", func(t *testing.T) {
+		s, sock, served := start(t)
+		c := negotiated(t, sock)
+		done := make(chan error, 1)
+		go func() { done <- s.Shutdown(context.Background()) }()
+		if err := <-served; err != nil {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+		if _, err := net.Dial("unix", sock); err == nil {
+			t.Fatal("still accepting after Shutdown")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned %v with a connection in progress", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		// the session goes on meanwhile
+		c.Write(mtaStream("192.0.2.9", message("x@elsewhere.test", "alice@example.com", "alice@example.com"))[len(postfixOffer):])
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil || hdr[4] != 'c' {
+			t.Fatalf("RCPT during the drain: %q %v", hdr, err)
+		}
+		c.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Shutdown did not return after the last connection ended")
+		}
+	})
+	t.Run("the context ends first", func(t *testing.T) {
+		s, sock, _ := start(t)
+		c := negotiated(t, sock)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Shutdown = %v, want the context's deadline", err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("the connection left: read %v, want EOF", err)
+		}
+	})
 }
