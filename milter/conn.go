@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -332,6 +333,13 @@ func unangle(b []byte) []byte {
 // be read from it. Sendmail writes an IPv6 client as "IPv6:2001:db8::1"
 // ({client_addr}), some MTAs in brackets; left so, no relay network
 // could match it (the relay policy fails closed).
+//
+// An address that parses is returned in its canonical form (RFC 5952,
+// IPv4-mapped unmapped): the one the relay policy judges and names in
+// its reasons. Sendmail 8.17 writes IPv6 uncompressed ("IPv6:0:0:0:0:0:0:0:1"
+// for ::1, measured through the real daemon, e2e TestSendmailRelayIPv6),
+// Postfix compressed ("::1"); client_addr in the log must be one string
+// for one client, whichever MTA is in front.
 func clientAddr(family byte, addr []byte) string {
 	a := string(addr)
 	if family == '6' {
@@ -339,6 +347,9 @@ func clientAddr(family byte, addr []byte) string {
 		if len(a) > 2 && a[0] == '[' && a[len(a)-1] == ']' {
 			a = a[1 : len(a)-1]
 		}
+	}
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.Unmap().String()
 	}
 	return a
 }

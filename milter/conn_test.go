@@ -407,15 +407,22 @@ networks = [{ cidr = "2001:db8::/112", description = "v6 clients", enabled = tru
 	tests := []struct {
 		family, addr string
 		want         string // RCPT reply code
+		logged       string // client_addr in the log
 	}{
-		{"6", "2001:db8::99", "c"},
-		{"6", "IPv6:2001:db8::99", "c"}, // Sendmail's {client_addr}
-		{"6", "[2001:db8::99]", "c"},
-		{"6", "IPv6:2001:db8::1:1", "y"},
-		{"4", "192.0.2.9", "c"},
-		{"4", "::ffff:192.0.2.9", "c"}, // v4-mapped
-		{"4", "198.51.100.1", "y"},
-		{"6", "IPv6:not-an-address", "y"},
+		{"6", "2001:db8::99", "c", "2001:db8::99"},
+		{"6", "IPv6:2001:db8::99", "c", "2001:db8::99"}, // Sendmail's {client_addr}
+		{"6", "[2001:db8::99]", "c", "2001:db8::99"},
+		{"6", "IPv6:2001:db8::1:1", "y", "2001:db8::1:1"},
+		{"6", "IPv6:2001:DB8:0:0:0:0:0:99", "c", "2001:db8::99"},
+		{"4", "192.0.2.9", "c", "192.0.2.9"},
+		{"4", "::ffff:192.0.2.9", "c", "192.0.2.9"}, // v4-mapped
+		{"4", "198.51.100.1", "y", "198.51.100.1"},
+		{"6", "IPv6:not-an-address", "y", "not-an-address"},
+		// ::1 as the real MTAs send it (measured, e2e TestE2ERelayIPv6 and
+		// TestSendmailRelayIPv6): Postfix 3.7 and Sendmail 8.17, which
+		// writes IPv6 uncompressed.
+		{"6", "::1", "y", "::1"},
+		{"6", "IPv6:0:0:0:0:0:0:0:1", "y", "::1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
@@ -427,6 +434,9 @@ networks = [{ cidr = "2001:db8::/112", description = "v6 clients", enabled = tru
 			c, logs, _ := serveStream(t, conf, b)
 			if got := codes(c.packets(t)[1:]); strings.Join(got, " ") != tt.want {
 				t.Fatalf("RCPT reply %q, want %q\n%s", got, tt.want, logs)
+			}
+			if !strings.Contains(logs.String(), " client_addr="+tt.logged+" ") {
+				t.Errorf("want client_addr=%s in every line:\n%s", tt.logged, logs)
 			}
 		})
 	}

@@ -12,7 +12,8 @@
 //     port, logging to a file, local delivery switched off and every
 //     destination without an explicit transport refused, so the instance
 //     never reaches beyond 127.0.0.1 and never touches /etc/postfix or the
-//     machine's own Postfix.
+//     machine's own Postfix. With Options.IPv6 it also listens on [::1],
+//     and Send connects there from an IPv6 Mail.Source.
 //   - StartSink runs Postfix's smtp-sink as a downstream server that dumps
 //     every transaction to a file; Messages parses those dumps, so a test can
 //     assert the envelope (MAIL FROM, each RCPT TO with its ESMTP parameters)

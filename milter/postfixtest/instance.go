@@ -38,6 +38,12 @@ type Options struct {
 	// Default "127.0.0.0/8". To test relay policy from an outside client,
 	// narrow it (e.g. "127.0.0.1/32") and send with Mail.Source "127.0.0.2".
 	Mynetworks string
+	// IPv6 makes smtpd listen on [::1]:Port as well as on 127.0.0.1:Port
+	// (inet_protocols = all, inet_interfaces = 127.0.0.1, [::1]), so that
+	// a client can connect over IPv6: Send connects there when
+	// Mail.Source is an IPv6 address ("::1"). Off, the instance is IPv4
+	// only (inet_protocols = ipv4).
+	IPv6 bool
 	// Main holds extra main.cf settings, applied after (and so overriding)
 	// everything Start sets.
 	Main map[string]string
@@ -49,7 +55,8 @@ type Instance struct {
 	ConfigDir string // Dir/etc: main.cf, master.cf and the transport table
 	QueueDir  string // Dir/spool: queue_directory
 	LogFile   string // Dir/postfix.log: maillog_file
-	Port      int    // smtpd listens on 127.0.0.1:Port
+	Port      int    // smtpd listens on 127.0.0.1:Port (and on [::1]:Port with Options.IPv6)
+	IPv6      bool   // Options.IPv6: smtpd listens on [::1]:Port too
 
 	env []string // MAIL_CONFIG=ConfigDir, so no command reaches /etc/postfix
 }
@@ -63,7 +70,9 @@ type Instance struct {
 // package's pristine copy (PristineMasterCF) with every chroot switched
 // off and every inet service replaced by one smtpd on 127.0.0.1:Port. On top
 // of the defaults Start sets:
-//   - inet_interfaces = 127.0.0.1, inet_protocols = ipv4, myhostname =
+//   - inet_interfaces = 127.0.0.1, inet_protocols = ipv4 (with
+//     Options.IPv6: inet_interfaces = 127.0.0.1, [::1], inet_protocols =
+//     all, and a second smtpd on [::1]:Port), myhostname =
 //     mx.test.example, maillog_file = Dir/postfix.log;
 //   - mydestination empty and local delivery disabled: nothing is local;
 //   - relay_domains, mynetworks and transport_maps from opt, and
@@ -99,7 +108,12 @@ func start(t testing.TB, opt Options) (*Instance, error) {
 		ConfigDir: filepath.Join(dir, "etc"),
 		QueueDir:  filepath.Join(dir, "spool"),
 		LogFile:   filepath.Join(dir, "postfix.log"),
-		Port:      FreePort(t),
+		IPv6:      opt.IPv6,
+	}
+	if opt.IPv6 {
+		in.Port = FreePortIPv6(t)
+	} else {
+		in.Port = FreePort(t)
 	}
 	in.env = []string{"MAIL_CONFIG=" + in.ConfigDir}
 	t.Cleanup(func() { in.cleanup(t) })
@@ -115,9 +129,14 @@ func start(t testing.TB, opt Options) (*Instance, error) {
 		if pid, err = in.masterPID(); err == nil {
 			err = waitListen(pid, in.Port, nil, startTimeout)
 		}
+		if err == nil && in.IPv6 {
+			// master has opened every listener by the time it is
+			// initialised; the v6 one checked all the same, bounded.
+			err = waitAccept(in.Addr6(), startTimeout)
+		}
 	}
 	if err != nil {
-		if portTaken(in.Port) {
+		if portTaken(in.Port) || in.IPv6 && portTaken6(in.Port) {
 			err = fmt.Errorf("%w (%w)", err, errPortTaken)
 		}
 		return nil, fmt.Errorf("%w\n%s", err, tail(in.Log(), 40))
@@ -137,6 +156,15 @@ func (in *Instance) masterPID() (int, error) {
 // Addr is smtpd's address, "127.0.0.1:Port".
 func (in *Instance) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.Port))
+}
+
+// Addr6 is smtpd's IPv6 address, "[::1]:Port" (Options.IPv6), or "" when
+// the instance listens on IPv4 only.
+func (in *Instance) Addr6() string {
+	if !in.IPv6 {
+		return ""
+	}
+	return net.JoinHostPort("::1", strconv.Itoa(in.Port))
 }
 
 func (in *Instance) configure(opt Options) error {
@@ -204,6 +232,14 @@ func (in *Instance) mainSettings(opt Options, dataDir string) map[string]string 
 		"biff":                     "no",
 		"append_dot_mydomain":      "no",
 	}
+	if opt.IPv6 {
+		// postconf(5), inet_interfaces: "127.0.0.1, [::1]" (the brackets
+		// are allowed, not required). Both are loopback addresses, so the
+		// smtp client still does not bind to one (it would with a single
+		// non-loopback address); its next hops stay [127.0.0.1]:port.
+		s["inet_interfaces"] = "127.0.0.1, [::1]"
+		s["inet_protocols"] = "all"
+	}
 	if cert, key, err := writeServerCert(in.ConfigDir, "mx.test.example"); err == nil {
 		s["smtpd_tls_cert_file"] = cert
 		s["smtpd_tls_key_file"] = key
@@ -214,8 +250,8 @@ func (in *Instance) mainSettings(opt Options, dataDir string) map[string]string 
 
 // configureMaster switches chroot off everywhere, replaces every inet
 // service (smtp, and submission or smtps where a machine enabled them) with
-// one smtpd on 127.0.0.1:Port, and adds the postlog service maillog_file
-// needs where master.cf lacks it.
+// one smtpd on 127.0.0.1:Port (and one on [::1]:Port with IPv6), and adds
+// the postlog service maillog_file needs where master.cf lacks it.
 func (in *Instance) configureMaster() error {
 	if _, err := in.run("postconf", "-F", "*/*/chroot = n"); err != nil {
 		return err
@@ -239,10 +275,14 @@ func (in *Instance) configureMaster() error {
 			hasPostlog = true
 		}
 	}
-	listen := in.Addr()
-	if _, err := in.run("postconf", "-M",
-		listen+"/inet="+listen+" inet n - n - - smtpd"); err != nil {
-		return err
+	for _, listen := range []string{in.Addr(), in.Addr6()} {
+		if listen == "" {
+			continue
+		}
+		if _, err := in.run("postconf", "-M",
+			listen+"/inet="+listen+" inet n - n - - smtpd"); err != nil {
+			return err
+		}
 	}
 	if !hasPostlog {
 		_, err = in.run("postconf", "-M",

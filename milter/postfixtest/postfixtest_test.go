@@ -1,6 +1,7 @@
 package postfixtest_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -141,4 +142,30 @@ func TestPostfix(t *testing.T) {
 		}
 		in.WaitQueueEmpty(t, wait)
 	})
+}
+
+// TestPostfixIPv6: with Options.IPv6 the instance takes mail over IPv6 on
+// [::1] and over IPv4 on 127.0.0.1, both delivered to an IPv4 sink.
+func TestPostfixIPv6(t *testing.T) {
+	sink := postfixtest.StartSink(t, "primary")
+	in := postfixtest.Start(t, postfixtest.Options{
+		RelayDomains: []string{"example.com"},
+		Transport:    map[string]string{"example.com": sink.NextHop()},
+		IPv6:         true,
+	})
+	if in.Addr6() == "" {
+		t.Fatal("Addr6 is empty with Options.IPv6")
+	}
+	for i, src := range []string{"::1", "127.0.0.1"} {
+		tr, code := in.Send(t, postfixtest.Mail{From: "sender@external.test", To: []string{"bob@example.com"}, Source: src})
+		id, ok := postfixtest.QueueID(tr)
+		if code != 0 || !ok {
+			t.Fatalf("from %s: exit %d:\n%s", src, code, tr)
+		}
+		sink.WaitMessages(t, i+1, wait)
+		in.WaitLog(t, id+`: client=\S+\[`+regexp.QuoteMeta(src)+`\]`, wait)
+	}
+	if got := in.Postconf(t, "-h", "inet_protocols"); strings.TrimSpace(got) != "all" {
+		t.Errorf("inet_protocols = %q", got)
+	}
 }

@@ -103,6 +103,19 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreePortIPv6 returns a TCP port that was free a moment ago on both
+// 127.0.0.1 and [::1], for a server that listens on both (Options.IPv6).
+func FreePortIPv6(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		if port := FreePort(t); !portTaken6(port) {
+			return port
+		}
+	}
+	t.Fatalf("postfixtest: no port free on both 127.0.0.1 and [::1] (has lo an IPv6 address?)")
+	return 0
+}
+
 // errExited means a server process ended before it listened.
 var errExited = errors.New("exited")
 
@@ -121,6 +134,33 @@ func portTaken(port int) bool {
 	}
 	l.Close()
 	return false
+}
+
+// portTaken6 reports whether [::1]:port cannot be bound: something
+// listens there, or the machine has no IPv6 loopback.
+func portTaken6(port int) bool {
+	l, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	l.Close()
+	return false
+}
+
+// waitAccept waits until addr accepts TCP connections.
+func waitAccept(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not accept connections after %v: %w", addr, timeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
 }
 
 // waitListen waits until process pid listens on 127.0.0.1:port, so that a

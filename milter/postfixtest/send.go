@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -29,9 +30,12 @@ type Mail struct {
 	// replaces HeaderFrom, Subject, Body and ExtraHeaders.
 	Data string
 
-	Helo   string // EHLO argument; default "client.test"
-	Source string // local address to connect from, e.g. "127.0.0.2"; default the kernel's choice
-	TLS    bool   // STARTTLS before MAIL (swaks --tls); the private instance offers it with a generated certificate
+	Helo string // EHLO argument; default "client.test"
+	TLS  bool   // STARTTLS before MAIL (swaks --tls); the private instance offers it with a generated certificate
+	// Source is the local address to connect from, e.g. "127.0.0.2";
+	// default the kernel's choice. An IPv6 source ("::1") makes Send
+	// connect to the instance's [::1] listener (Options.IPv6).
+	Source string
 
 	// AuthUser and AuthPassword, when set, make swaks authenticate with
 	// SMTP AUTH PLAIN after EHLO (and STARTTLS when TLS is set).
@@ -73,7 +77,22 @@ const (
 // answered: assert on the transcript and the code.
 func (in *Instance) Send(t testing.TB, m Mail) (transcript string, exitCode int) {
 	t.Helper()
-	return SendTo(t, in.Addr(), m)
+	return SendTo(t, m.Server(t, in.Addr(), in.Addr6()), m)
+}
+
+// Server picks the address a message is sent to from a server's IPv4 and
+// IPv6 addresses ("" when it has none): the IPv6 one when Source is an
+// IPv6 address, else the IPv4 one. It fails the test when the server has
+// no address of Source's family.
+func (m Mail) Server(t testing.TB, v4, v6 string) string {
+	t.Helper()
+	if a, err := netip.ParseAddr(m.Source); err == nil && a.Is6() && !a.Is4In6() {
+		if v6 == "" {
+			t.Fatalf("postfixtest: Mail.Source %s is an IPv6 address and the server listens on IPv4 only (set Options.IPv6)", m.Source)
+		}
+		return v6
+	}
+	return v4
 }
 
 // SendTo is Send to any SMTP server, e.g. a Sink's Addr.

@@ -52,6 +52,11 @@ type Options struct {
 	// LOGIN, only after STARTTLS) for these users (login -> password),
 	// from a private Cyrus sasldb.
 	SASL map[string]string
+	// IPv6 adds a daemon on [::1]:Port beside the one on 127.0.0.1:Port
+	// (DAEMON_OPTIONS(`Family=inet6, Name=MTA-v6, Port=Port, Addr=::1')),
+	// so that a client can connect over IPv6: Send connects there when
+	// Mail.Source is an IPv6 address ("::1").
+	IPv6 bool
 	// Extra is m4 appended after everything else.
 	Extra string
 }
@@ -61,7 +66,7 @@ type Instance struct {
 	Dir    string // everything: etc/mail, the queue, the state files
 	CF     string // Dir/sendmail.cf
 	MCFile string // Dir/sendmail.mc, as given to m4
-	Port   int    // the daemon listens on 127.0.0.1:Port
+	Port   int    // the daemon listens on 127.0.0.1:Port (and on [::1]:Port with Options.IPv6)
 
 	root *Root
 	opt  Options
@@ -98,7 +103,11 @@ func Start(t testing.TB, opt Options) *Instance {
 	}
 	var err error
 	for range 3 {
-		in.Port = postfixtest.FreePort(t)
+		if opt.IPv6 {
+			in.Port = postfixtest.FreePortIPv6(t)
+		} else {
+			in.Port = postfixtest.FreePort(t)
+		}
 		if err = in.build(); err != nil {
 			t.Fatalf("sendmailtest: %v", err)
 		}
@@ -113,10 +122,20 @@ func Start(t testing.TB, opt Options) *Instance {
 // Addr is the daemon's address, 127.0.0.1:Port.
 func (in *Instance) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.Port)) }
 
-// Send sends one message to the instance with postfixtest's client.
+// Addr6 is the daemon's IPv6 address, [::1]:Port (Options.IPv6), or ""
+// when it listens on IPv4 only.
+func (in *Instance) Addr6() string {
+	if !in.opt.IPv6 {
+		return ""
+	}
+	return net.JoinHostPort("::1", strconv.Itoa(in.Port))
+}
+
+// Send sends one message to the instance with postfixtest's client, to
+// Addr6 when m.Source is an IPv6 address, else to Addr.
 func (in *Instance) Send(t testing.TB, m postfixtest.Mail) (transcript string, exitCode int) {
 	t.Helper()
-	return postfixtest.SendTo(t, in.Addr(), m)
+	return postfixtest.SendTo(t, m.Server(t, in.Addr(), in.Addr6()), m)
 }
 
 // prepare creates the directory tree, the files the stock configuration
@@ -198,6 +217,9 @@ func (in *Instance) overrides() string {
 	b.WriteString("dnl # ---- sendmailtest: the test instance ----\n")
 	b.WriteString("define(`_DPO_', `')dnl\n")
 	fmt.Fprintf(&b, "DAEMON_OPTIONS(`Family=inet, Name=MTA-v4, Port=%d, Addr=127.0.0.1')dnl\n", in.Port)
+	if in.opt.IPv6 {
+		fmt.Fprintf(&b, "DAEMON_OPTIONS(`Family=inet6, Name=MTA-v6, Port=%d, Addr=::1')dnl\n", in.Port)
+	}
 	for _, kv := range [][2]string{
 		{"QUEUE_DIR", d + "/mqueue"},
 		{"STATUS_FILE", d + "/lib/sendmail.st"},
@@ -316,18 +338,26 @@ func (in *Instance) start() error {
 			return fmt.Errorf("sendmail exited at start (%v): %s", err, out)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", in.Addr(), time.Second); err == nil {
-			c.Close()
-			if strings.Contains(in.Log(), "starting daemon") {
-				return nil
-			}
+		if accepts(in.Addr()) && (in.Addr6() == "" || accepts(in.Addr6())) &&
+			strings.Contains(in.Log(), "starting daemon") {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			in.stop()
-			return fmt.Errorf("sendmail does not listen on %s after %v (port taken?)", in.Addr(), startTimeout)
+			return fmt.Errorf("sendmail does not listen on %s after %v (port taken?)", strings.TrimSpace(in.Addr()+" "+in.Addr6()), startTimeout)
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// accepts reports whether addr accepts a TCP connection now.
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // Stop stops the daemon (SIGTERM to its process group, by PID; SIGKILL

@@ -106,6 +106,21 @@ func newSiteSinks(t *testing.T, routeNames []string, config, network string, sin
 // were then.
 func newSiteFull(t *testing.T, routeNames []string, config, network string, sinkArgs map[string][]string, prepare func(*postfixtest.Instance)) *site {
 	t.Helper()
+	return newSiteWith(t, routeNames, config, siteOptions{network: network, sinkArgs: sinkArgs, prepare: prepare})
+}
+
+// siteOptions are newSiteWith's choices beyond the routes and the config.
+type siteOptions struct {
+	network  string                      // "unix" (default) or "inet", as newSiteOn
+	sinkArgs map[string][]string         // as newSiteSinks
+	prepare  func(*postfixtest.Instance) // as newSiteFull
+	ipv6     bool                        // smtpd on [::1] too (postfixtest.Options.IPv6)
+}
+
+// newSiteWith is the site constructor the others call.
+func newSiteWith(t *testing.T, routeNames []string, config string, o siteOptions) *site {
+	t.Helper()
+	network, sinkArgs, prepare := o.network, o.sinkArgs, o.prepare
 	postfixtest.Require(t)
 	s := &site{t: t, bin: binary(t), sinks: map[string]*postfixtest.Sink{}}
 	s.gmail = postfixtest.StartSink(t, "gmail")
@@ -128,6 +143,7 @@ func newSiteFull(t *testing.T, routeNames []string, config, network string, sink
 		},
 		// the site's own relay list, as Debian writes it
 		Main: map[string]string{"smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"},
+		IPv6: o.ipv6,
 	})
 	// The socket lives inside Postfix's queue directory, as in production
 	// (a chrooted smtpd reaches it as unix:splitrelay/milter.sock).
