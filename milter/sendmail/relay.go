@@ -2,6 +2,7 @@ package sendmail
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 //
 //	networks (IPv4, /8 /16 /24 /32)    RELAY_DOMAIN(`192.0.2'): class R, which Relay_ok matches against the client address
 //	other networks, IPv6               not expressed: class R matches whole octets of an IPv4 address
+//	::1/128                            nothing to do: Sendmail lets its own host relay (measured)
 //	require_smtp_auth alone            TRUST_AUTH_MECH(`PLAIN LOGIN'): authenticated clients may relay
 //	network AND SMTP AUTH              networks only: Sendmail's relay checks are "either", never "both"
 //	recipients_per_message             confMAX_RCPTS_PER_MESSAGE (452 4.5.3, all mail)
@@ -27,6 +29,10 @@ func (c *Config) relay(p *rules.Relay) {
 	if p.RequireNetwork {
 		for _, n := range p.Networks {
 			if !n.Enabled {
+				continue
+			}
+			if n.Prefix.Addr().Is6() && !n.Prefix.Addr().Is4In6() {
+				c.ipv6Network(n)
 				continue
 			}
 			prefix, ok := octets(n.Prefix.String())
@@ -62,6 +68,48 @@ func (c *Config) relay(p *rules.Relay) {
 		c.Unsupported = append(c.Unsupported, "relay: require_tls is enforced by splitrelay only (Sendmail's relay rules do not look at TLS).")
 	}
 	c.Unsupported = append(c.Unsupported, "relay: a null sender with several recipients is refused by splitrelay only (Sendmail has no such restriction).")
+}
+
+// ipv6Network says what Sendmail makes of an IPv6 relay network. Its relay
+// class holds IPv4 octets only. The loopback address needs nothing:
+// Sendmail 8.17 lets its own host relay ("originates locally", measured by
+// e2e TestSendmailRelayIPv6). Any other network is refused by Sendmail
+// before splitrelay decides, unless an access entry lets it in. Sendmail
+// names an IPv6 client with an IPv6: tag, uncompressed (measured: ::1 is
+// IPv6:0:0:0:0:0:0:0:1), and its access database matches a client by its
+// leftmost groups ("Connect:IPv6:2001:db8 RELAY"), so the entry for a
+// network that ends on a group boundary is its leading groups written
+// that way. Only loopback can be tested here, which Sendmail lets relay
+// anyway: the entry is advice to check with sendmail -bt, not a
+// generated line.
+func (c *Config) ipv6Network(n rules.Network) {
+	if n.Prefix.Bits() == 128 && n.Prefix.Addr() == netip.IPv6Loopback() {
+		c.Notes = append(c.Notes, fmt.Sprintf("relay network %s (%s): nothing to add, Sendmail lets its own host relay.", n.Prefix, oneLine(n.Description)))
+		return
+	}
+	msg := fmt.Sprintf("relay network %s (%s): Sendmail's relay class holds IPv4 octets only, so this IPv6 network is not expressed, "+
+		"and Sendmail refuses to relay for it (550 5.7.1 Relaying denied) before splitrelay decides. An access entry lets it in: "+
+		"Sendmail matches an IPv6 client by its leftmost groups, written with an IPv6: tag and uncompressed (::1 is IPv6:0:0:0:0:0:0:0:1)",
+		n.Prefix, oneLine(n.Description))
+	groups := strings.Split(uncompressed(n.Prefix.Masked().Addr()), ":")
+	if bits := n.Prefix.Bits(); bits%16 == 0 {
+		msg += fmt.Sprintf(", here Connect:IPv6:%s RELAY; check it with sendmail -bt.", strings.Join(groups[:bits/16], ":"))
+	} else {
+		msg += fmt.Sprintf("; /%d does not end on a group (a multiple of 16 bits): write one entry per /%d it holds, "+
+			"or a shorter prefix if splitrelay's own check is enough; check them with sendmail -bt.", bits, (bits/16+1)*16)
+	}
+	c.Unsupported = append(c.Unsupported, msg)
+}
+
+// uncompressed writes an IPv6 address as Sendmail names a client: eight
+// groups in hexadecimal, none left out.
+func uncompressed(a netip.Addr) string {
+	b := a.As16()
+	groups := make([]string, 8)
+	for i := range groups {
+		groups[i] = strconv.FormatUint(uint64(b[2*i])<<8|uint64(b[2*i+1]), 16)
+	}
+	return strings.Join(groups, ":")
 }
 
 // octets returns an IPv4 prefix of 8, 16, 24 or 32 bits as the dotted

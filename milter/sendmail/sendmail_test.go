@@ -2,6 +2,7 @@ package sendmail
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -92,5 +93,55 @@ func TestQuoted(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestIPv6Networks: Sendmail needs nothing for ::1 (it lets its own host
+// relay, measured), and for any other IPv6 network the warning gives the
+// access entry in the form Sendmail names its clients (leftmost groups,
+// uncompressed), or says why there is no single one.
+func TestIPv6Networks(t *testing.T) {
+	tests := []struct {
+		cidr        string
+		unsupported string // "" when only a note is wanted
+	}{
+		{"::1/128", ""},
+		{"2001:db8::25/128", "Connect:IPv6:2001:db8:0:0:0:0:0:25 RELAY"},
+		{"2001:db8::/112", "Connect:IPv6:2001:db8:0:0:0:0:0 RELAY"},
+		{"2001:db8:1:2::/64", "Connect:IPv6:2001:db8:1:2 RELAY"},
+		{"fe80::a:b/128", "Connect:IPv6:fe80:0:0:0:0:0:a:b RELAY"},
+		{"2001:db8::100/120", "write one entry per /128 it holds"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cidr, func(t *testing.T) {
+			rs := &rules.Ruleset{
+				Name:   "t.toml",
+				Milter: rules.Milter{Listen: "inet:127.0.0.1:10028", RoutingSuffix: "splitrelay.invalid"},
+				Relay: &rules.Relay{RequireNetwork: true,
+					Networks: []rules.Network{{Prefix: netip.MustParsePrefix(tc.cidr), Description: "v6", Enabled: true}}},
+			}
+			c, err := Generate(rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(c.Unsupported, "\n")
+			if tc.unsupported == "" {
+				if strings.Contains(all, tc.cidr) {
+					t.Errorf("a warning for %s, which Sendmail lets relay:\n%s", tc.cidr, all)
+				}
+				if !strings.Contains(strings.Join(c.Notes, "\n"), tc.cidr+" (v6): nothing to add") {
+					t.Errorf("no note for %s:\n%s", tc.cidr, c.Notes)
+				}
+				return
+			}
+			if !strings.Contains(all, tc.unsupported) {
+				t.Errorf("warning lacks %q:\n%s", tc.unsupported, all)
+			}
+			for _, l := range c.Relay {
+				if strings.Contains(l, ":") {
+					t.Errorf("an IPv6 network in the relay class: %s", l)
+				}
+			}
+		})
 	}
 }
