@@ -109,12 +109,9 @@ func (m *rawMTA) message(tb testing.TB) {
 	m.replies(tb, 1) // end of message: delete, add, accept
 }
 
-// BenchmarkTransaction is one whole routed message through a real milter
-// connection on a unix socket: every protocol read and write, the rules
-// transaction, the modifications, logging at the default level (info, to
-// io.Discard). allocs/op are the server's: the client above allocates
-// nothing per message.
-func BenchmarkTransaction(b *testing.B) {
+// benchServer serves testConfig on a unix socket for the benchmark, with
+// logging at the default level (info) to io.Discard, until it ends.
+func benchServer(b *testing.B) string {
 	rs, err := rules.Load("t.toml", []byte(strings.ReplaceAll(testConfig, "%DRY%", "false")), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -126,11 +123,21 @@ func BenchmarkTransaction(b *testing.B) {
 		b.Fatal(err)
 	}
 	go s.Serve(ln)
-	defer func() {
+	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
-	}()
+	})
+	return sock
+}
+
+// BenchmarkTransaction is one whole routed message through a real milter
+// connection on a unix socket: every protocol read and write, the rules
+// transaction, the modifications, logging at the default level (info, to
+// io.Discard). allocs/op are the server's: the client above allocates
+// nothing per message.
+func BenchmarkTransaction(b *testing.B) {
+	sock := benchServer(b)
 	m := dialRaw(b, "unix", sock)
 	defer m.c.Close()
 	m.message(b) // warm up
@@ -148,22 +155,7 @@ func BenchmarkTransaction(b *testing.B) {
 // the client's and the server's together (BenchmarkTransaction has the
 // server's alone).
 func BenchmarkSessionGoMilterClient(b *testing.B) {
-	rs, err := rules.Load("t.toml", []byte(strings.ReplaceAll(testConfig, "%DRY%", "false")), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(rs, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	sock := filepath.Join(b.TempDir(), "m.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	}()
+	sock := benchServer(b)
 	c := gomilter.NewClient("unix", sock, gomilter.WithAction(gomilter.OptAction(Actions)))
 	b.ReportAllocs()
 	for b.Loop() {
