@@ -13,6 +13,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/splitrelay/splitrelay/milter/wire"
 	"github.com/splitrelay/splitrelay/rules"
 )
 
@@ -83,9 +84,7 @@ func (m *rawMTA) replies(tb testing.TB, n int) {
 		if _, err := io.ReadFull(m.c, m.buf[:l]); err != nil {
 			tb.Fatal(err)
 		}
-		switch m.buf[0] {
-		case '+', '-', '2', 'e', 'b': // modifications precede the final reply
-		default:
+		if !wire.IsModification(m.buf[0]) { // modifications precede the final reply
 			n--
 		}
 	}

@@ -24,7 +24,6 @@ import (
 // per reply (wire.Writer).
 type conn struct {
 	s       *Server
-	c       net.Conn
 	r       *wire.Reader
 	w       *wire.Writer
 	mac     wire.Macros
@@ -55,7 +54,7 @@ var errQuit = errors.New("quit")
 
 // serve runs one MTA connection to its end.
 func (s *Server) serve(nc net.Conn) {
-	c := &conn{s: s, c: nc,
+	c := &conn{s: s,
 		r: wire.NewReader(nc, nc, s.negTimeout, 16<<10, wire.DataSize1M),
 		w: wire.NewWriter(nc, nc, WriteTimeout)}
 	defer nc.Close()
@@ -100,7 +99,7 @@ func (s *Server) serve(nc net.Conn) {
 			}
 			return
 		}
-		if cmd == wire.CmdQuitNC && s.shuttingDown() {
+		if cmd == wire.CmdQuitNC && s.closing.Load() {
 			return // the MTA reconnects to the next splitrelay
 		}
 	}
@@ -281,16 +280,7 @@ func (c *conn) writeReply(r reply) {
 		c.w.String(r.smtp.Enhanced)
 		c.w.Byte(' ')
 	}
-	for i := 0; i < len(r.smtp.Text); i++ {
-		switch ch := r.smtp.Text[i]; ch {
-		case 0, '\r', '\n':
-			c.w.Byte(' ')
-		case '%':
-			c.w.String("%%")
-		default:
-			c.w.Byte(ch)
-		}
-	}
+	c.oneLine(r.smtp.Text, true)
 	c.w.Byte(0)
 	if err := c.w.End(wire.DataSize64K); err != nil {
 		c.w.Reply(wire.RespTempFail) // cannot happen with our replies; never accept instead
@@ -323,10 +313,15 @@ func (c *conn) esmtpArgs(b []byte) string {
 // unangle strips the angle brackets the MTA keeps around MAIL and RCPT
 // addresses.
 func unangle(b []byte) []byte {
-	if len(b) >= 2 && b[0] == '<' && b[len(b)-1] == '>' {
+	if angled(b) {
 		return b[1 : len(b)-1]
 	}
 	return b
+}
+
+// angled reports an address in angle brackets.
+func angled[T string | []byte](a T) bool {
+	return len(a) >= 2 && a[0] == '<' && a[len(a)-1] == '>'
 }
 
 // clientAddr is a connect packet's client address as an IP address can
@@ -383,27 +378,32 @@ func (c *conn) modify(code byte, action uint32, addr string, args ...string) err
 		return errNotAllowed
 	}
 	c.w.Start(code)
-	angled := len(addr) >= 2 && addr[0] == '<' && addr[len(addr)-1] == '>'
-	if !angled {
+	bare := !angled(addr)
+	if bare {
 		c.w.Byte('<')
 	}
-	c.oneLine(addr)
-	if !angled {
+	c.oneLine(addr, false)
+	if bare {
 		c.w.Byte('>')
 	}
 	c.w.Byte(0)
 	for _, a := range args {
-		c.oneLine(a)
+		c.oneLine(a, false)
 		c.w.Byte(0)
 	}
 	return c.w.End(wire.DataSize64K)
 }
 
-func (c *conn) oneLine(s string) {
+// oneLine appends s with NUL, CR and LF as spaces, so that it stays one
+// string on one line; with percent, "%" is doubled (Sendmail expands it
+// in a reply text).
+func (c *conn) oneLine(s string, percent bool) {
 	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; ch {
-		case '\r', '\n', 0:
+		switch ch := s[i]; {
+		case ch == 0 || ch == '\r' || ch == '\n':
 			c.w.Byte(' ')
+		case ch == '%' && percent:
+			c.w.String("%%")
 		default:
 			c.w.Byte(ch)
 		}

@@ -289,8 +289,7 @@ func TestRecordedConversations(t *testing.T) {
 			}
 			// one write per reply: each write ends with a final reply
 			for _, w := range c.packets(t) {
-				switch w[len(w)-1].code {
-				case '+', '-', '2', 'e', 'b':
+				if wire.IsModification(w[len(w)-1].code) {
 					t.Fatalf("a write ends with a modification: %q", w)
 				}
 			}
@@ -325,13 +324,12 @@ func FuzzConn(f *testing.F) {
 		s.serve(c)
 		for _, w := range c.packets(t) {
 			for i, p := range w {
-				switch p.code {
-				case '+', '-', '2', 'e', 'b':
+				switch {
+				case wire.IsModification(p.code):
 					if i == len(w)-1 {
 						t.Fatalf("write %q ends with a modification", w)
 					}
-				case 'a', 'c', 't', 'y', 'r', 'd', 'O':
-				default:
+				case strings.IndexByte("actyrdO", p.code) < 0:
 					t.Fatalf("unknown reply %q in %q", p.code, w)
 				}
 			}

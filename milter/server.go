@@ -185,8 +185,6 @@ func (s *Server) track(nc net.Conn, add bool) bool {
 	return true
 }
 
-func (s *Server) shuttingDown() bool { return s.closing.Load() }
-
 // Shutdown stops accepting connections and waits, until ctx is done, for
 // the MTA to finish the sessions in progress. Postfix keeps a milter
 // connection for a whole SMTP session and closes it at the end; when ctx

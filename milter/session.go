@@ -30,7 +30,6 @@ type session struct {
 	headerFrom []string
 	dsn        dsn // dsn.go: the body of a local notice
 
-	queueID        string // macro i, once the MTA has sent it
 	probe, counted bool   // see hooks.go
 	limitTx        string // relay limit reservations (limits.go); "" before the first
 	reserved       bool
@@ -55,7 +54,7 @@ func (s *Server) newSession(c *conn) *session {
 
 func (ss *session) reset() {
 	ss.release()
-	ss.rules, ss.tx, ss.size, ss.queueID = nil, nil, 0, ""
+	ss.rules, ss.tx, ss.size = nil, nil, 0
 	ss.headerFrom = ss.headerFrom[:0]
 	ss.dsn = dsn{}
 	ss.log.resetTx()
@@ -334,9 +333,8 @@ func (ss *session) add(added map[string]bool, to string, r rules.Recipient) erro
 // txLog is the transaction logger, with the queue ID once Postfix has sent
 // it (macro i: from the second RCPT on, and at DATA and end of message).
 func (ss *session) txLog() *txlog {
-	if id, _ := ss.c.mac.Lookup("i"); len(id) > 0 && string(id) != ss.queueID {
-		ss.queueID = string(id)
-		ss.log.set(KeyQueueID, ss.queueID)
+	if id, _ := ss.c.mac.Lookup("i"); len(id) > 0 && string(id) != ss.log.get(KeyQueueID) {
+		ss.log.set(KeyQueueID, string(id))
 	}
 	return &ss.log
 }

@@ -32,6 +32,16 @@ func (t *txlog) set(key, value string) {
 	t.tx = append(t.tx, slog.String(key, value))
 }
 
+// get is a transaction attribute's value, "" when it is not set.
+func (t *txlog) get(key string) string {
+	for _, a := range t.tx {
+		if a.Key == key {
+			return a.Value.String()
+		}
+	}
+	return ""
+}
+
 func (t *txlog) enabled(level slog.Level) bool { return t.l.Enabled(context.Background(), level) }
 
 func (t *txlog) log(level slog.Level, msg string, attrs ...slog.Attr) {

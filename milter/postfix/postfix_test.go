@@ -167,8 +167,8 @@ func TestGenerateErrors(t *testing.T) {
 	}{
 		{"relative map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "maps" }, "map directory"},
 		{"relative queue dir", func(_ *rules.Ruleset, o *Options) { o.QueueDir = "spool" }, "queue directory"},
-		{"comma in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/postfix/a,b" }, `contains ","`},
-		{"space in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/postfix/a b" }, `contains " "`},
+		{"comma in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/srv/pf/a,b" }, `contains ","`},
+		{"space in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/srv/pf/a b" }, `contains " "`},
 		{"$ in map dir", func(_ *rules.Ruleset, o *Options) { o.MapDir = "/etc/$dir/splitrelay" }, `contains "$"`},
 		{"brace in queue dir", func(_ *rules.Ruleset, o *Options) { o.QueueDir = "/var/spool/{pf}" }, `queue directory "/var/spool/{pf}" contains "{"`},
 		{"bad suffix", func(rs *rules.Ruleset, _ *Options) { rs.Milter.RoutingSuffix = "split relay" }, "routing_suffix"},

@@ -110,9 +110,6 @@ func (r *Reader) fill(n int) error {
 // SetTimeout changes the time each read(2) may take from now on.
 func (r *Reader) SetTimeout(d time.Duration) { r.tmo = d }
 
-// Buffered is how many bytes have been read and not yet returned.
-func (r *Reader) Buffered() int { return r.w - r.r }
-
 // Writer builds replies in one buffer and sends them with one write(2) per
 // Flush: the modifications of end of message and its final reply leave
 // together, and Postfix reads them all before acting.

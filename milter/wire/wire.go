@@ -107,6 +107,17 @@ const (
 	DataSize1M   = 1<<20 - 1
 )
 
+// IsModification reports whether a reply code is a modification (add or
+// delete a recipient, change the sender, replace the body): only sent at
+// end of message, always before its final reply.
+func IsModification(code byte) bool {
+	switch code {
+	case RespAddRcpt, RespDelRcpt, RespAddRcptPar, RespChgFrom, RespReplBody:
+		return true
+	}
+	return false
+}
+
 // NoReply reports whether cmd gets no reply under the negotiated protocol
 // flags proto.
 func NoReply(cmd byte, proto uint32) bool {
