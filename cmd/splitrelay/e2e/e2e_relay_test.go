@@ -8,6 +8,23 @@ import (
 	"github.com/splitrelay/splitrelay/milter/postfixtest"
 )
 
+// openRelayBattery is every form of an outside recipient that an open
+// relay test throws at the gateway (both MTAs' suites): each must be
+// refused to a client that may not relay.
+var openRelayBattery = []string{
+	"victim@elsewhere.test",
+	"victim%elsewhere.test@example.com",
+	"elsewhere.test!victim@example.com",
+	`"victim@elsewhere.test"@example.com`,
+	"@example.com:victim@elsewhere.test",
+	"victim@elsewhere.test.",
+	"Victim@ElseWhere.TEST",
+	"victim@xn--exmple-4nf.com",
+	"victim@example.com.elsewhere.test",
+	"victim@example.com.legacy.splitrelay.invalid",
+	"victim%elsewhere.test",
+}
+
 // The relay suite: a real Postfix with STARTTLS (a certificate generated
 // for the instance) and SASL (a private Dovecot), clients on distinct
 // loopback addresses (127.0.0.2 is the allowed "print server", 127.0.0.3
@@ -123,20 +140,7 @@ message_size = "4KB"
 	}
 
 	// The open-relay battery from the outsider: every form refused.
-	battery := []string{
-		"victim@elsewhere.test",
-		"victim%elsewhere.test@example.com",
-		"elsewhere.test!victim@example.com",
-		`"victim@elsewhere.test"@example.com`,
-		"@example.com:victim@elsewhere.test",
-		"victim@elsewhere.test.",
-		"Victim@ElseWhere.TEST",
-		"victim@xn--exmple-4nf.com",
-		"victim@example.com.elsewhere.test",
-		"victim@example.com.legacy.splitrelay.invalid",
-		"victim%elsewhere.test",
-	}
-	for _, rcpt := range battery {
+	for _, rcpt := range openRelayBattery {
 		tr, _ := s.pf.Send(t, outsider(postfixtest.Mail{From: "scanner@example.com", To: []string{rcpt}}))
 		want := "550 5.7.0 Mail relay denied"
 		if strings.Contains(rcpt, "splitrelay.invalid") {

@@ -340,28 +340,9 @@ func (s *site) send(m postfixtest.Mail) string {
 func (s *site) landed(want map[string][]string) map[string][]postfixtest.Message {
 	s.t.Helper()
 	s.pf.WaitQueueEmpty(s.t, 30*time.Second)
-	all := map[string]*postfixtest.Sink{"gmail": s.gmail, "internet": s.internet}
-	for n, sk := range s.sinks {
-		all[n] = sk
-	}
 	got := map[string][]postfixtest.Message{}
-	for name, sk := range all {
-		// a delivered message is complete in the sink's dump once the
-		// sink has answered; Messages leaves out transactions in progress.
-		var msgs []postfixtest.Message
-		var rcpts []string
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			msgs, rcpts = sk.Messages(s.t), nil
-			for _, m := range msgs {
-				for _, r := range m.Rcpts {
-					rcpts = append(rcpts, r.Addr)
-				}
-			}
-			if len(rcpts) >= len(want[name]) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	for name, sk := range allSinks(s.gmail, s.internet, s.sinks) {
+		msgs, rcpts := delivered(s.t, sk, len(want[name]))
 		slices.Sort(rcpts)
 		w := slices.Clone(want[name])
 		slices.Sort(w)
@@ -371,6 +352,36 @@ func (s *site) landed(want map[string][]string) map[string][]postfixtest.Message
 		got[name] = msgs
 	}
 	return got
+}
+
+// allSinks names every sink of a site: "gmail" (normal delivery),
+// "internet" and the routes'.
+func allSinks(gmail, internet *postfixtest.Sink, routes map[string]*postfixtest.Sink) map[string]*postfixtest.Sink {
+	all := map[string]*postfixtest.Sink{"gmail": gmail, "internet": internet}
+	for n, sk := range routes {
+		all[n] = sk
+	}
+	return all
+}
+
+// delivered returns sk's messages and their RCPT TO addresses once it has
+// n recipients, or after 5 seconds: a delivered message is complete in the
+// sink's dump once the sink has answered, and Messages leaves out
+// transactions in progress.
+func delivered(t *testing.T, sk *postfixtest.Sink, n int) ([]postfixtest.Message, []string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		msgs, rcpts := sk.Messages(t), []string(nil)
+		for _, m := range msgs {
+			for _, r := range m.Rcpts {
+				rcpts = append(rcpts, r.Addr)
+			}
+		}
+		if len(rcpts) >= n || time.Now().After(deadline) {
+			return msgs, rcpts
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 var update = flag.Bool("update", false, "rewrite the golden files the end-to-end suite compares with")
